@@ -27,3 +27,90 @@ class ClusterbookError(Exception):
 
 class LabError(ClusterbookError):
     """The embedded lab could not be built, started, stopped or inspected."""
+
+
+class InventoryError(ClusterbookError):
+    """An inventory file is malformed, or a pattern names a group or host it does not have."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        location = file or ""
+        if file and line:
+            location = f"{file}, line {line}"
+        super().__init__(f"{location}: {message}" if location else message, hint=hint)
+        self.file = file
+        self.line = line
+        self.key = key
+
+
+class HostError(ClusterbookError):
+    """Something failed on one host; `host` names it."""
+
+    def __init__(self, message: str, *, host: str, hint: str | None = None) -> None:
+        super().__init__(f"{host}: {message}", hint=hint)
+        self.host = host
+
+
+class HostUnreachable(HostError):
+    """The SSH connection to a host could not be opened or was lost."""
+
+
+class HostKeyRejected(HostUnreachable):
+    """The host's SSH key is unknown or differs from the one in known_hosts."""
+
+
+class CommandTimeout(HostError):
+    """A command on a host did not finish within its timeout."""
+
+
+class OperationFailed(HostError):
+    """An operation could not inspect or change a host."""
+
+
+class HostsFailed(ClusterbookError):
+    """One or more hosts failed in a fan-out step; `results` keeps every host's result."""
+
+    def __init__(self, message: str, *, results: object, failed: dict[str, str]) -> None:
+        super().__init__(message)
+        self.results = results
+        #: host name -> error message, for every failed host
+        self.failed = failed
+
+
+class VerificationFailed(ClusterbookError):
+    """A verification found a host whose state differs from the expected one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        command: str | None = None,
+        expected: object = None,
+        actual: object = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.host = host
+        self.command = command
+        self.expected = expected
+        self.actual = actual
+
+
+class SecretError(ClusterbookError):
+    """A secret could not be read from its environment variable or file."""
+
+
+class RequirementError(ClusterbookError):
+    """A requirement or capability name is unknown, or a target lacks what a step needs."""
+
+
+class KubernetesError(ClusterbookError):
+    """The Kubernetes API rejected a request, or a wait timed out."""
