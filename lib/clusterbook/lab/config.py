@@ -62,8 +62,10 @@ class LabConfig:
     gateway: ipaddress.IPv4Address
     user: str
     nodes: tuple[NodeSpec, ...] = field(default_factory=tuple)
-    apt_proxy_port: int = 3142
-    pypi_proxy_port: int = 5000
+    #: not 3142 and 5000: a host's own apt-cacher-ng service listens on 3142 on
+    #: every address, and the lab's proxy could not bind beside it
+    apt_proxy_port: int = 3150
+    pypi_proxy_port: int = 3151
 
     @property
     def ssh_dir(self) -> Path:
@@ -158,8 +160,8 @@ def load_config(inventory: str | Path) -> LabConfig:
         gateway=gateway,
         user=str(all_vars.get("ansible_user", "root")),
         nodes=tuple(nodes),
-        apt_proxy_port=int(lab_vars.get("apt_proxy_port", 3142)),
-        pypi_proxy_port=int(lab_vars.get("pypi_proxy_port", 5000)),
+        apt_proxy_port=int(lab_vars.get("apt_proxy_port", 3150)),
+        pypi_proxy_port=int(lab_vars.get("pypi_proxy_port", 3151)),
     )
 
 
@@ -201,7 +203,9 @@ def _node_spec(
     try:
         ip = ipaddress.IPv4Address(address)
     except ValueError:
-        raise LabError(f"{path}: host {name}: ansible_host {address!r} is not an IPv4 address")
+        raise LabError(
+            f"{path}: host {name}: ansible_host {address!r} is not an IPv4 address"
+        ) from None
     if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address, gateway):
         raise LabError(
             f"{path}: host {name}: ansible_host {ip} is not a usable node address in {subnet}",

@@ -55,27 +55,29 @@ MASKED_UNITS = (
 )
 
 
-def base_key() -> str:
-    recipe = "\n".join([SUITE, RECIPE_VERSION, *PACKAGES, *MASKED_UNITS])
+def base_key(config: LabConfig) -> str:
+    """Return the cache key of the base: the recipe plus the proxy addresses it bakes in."""
+    proxies = [config.apt_proxy_url, config.pypi_index_url]
+    recipe = "\n".join([SUITE, RECIPE_VERSION, *PACKAGES, *MASKED_UNITS, *proxies])
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
 def base_rootfs(config: LabConfig) -> Path:
-    return config.base_dir / base_key() / "rootfs"
+    return config.base_dir / base_key(config) / "rootfs"
 
 
 def base_is_built(config: LabConfig) -> bool:
-    return (config.base_dir / base_key() / "complete").exists()
+    return (config.base_dir / base_key(config) / "complete").exists()
 
 
 def build_base(config: LabConfig, progress: Callable[[str], None]) -> Path:
     """Build the base root filesystem unless it is cached; return its path."""
-    final = config.base_dir / base_key()
+    final = config.base_dir / base_key(config)
     if (final / "complete").exists():
         return final / "rootfs"
 
     config.base_dir.mkdir(parents=True, exist_ok=True)
-    staging = config.base_dir / f"{base_key()}.building"
+    staging = config.base_dir / f"{base_key(config)}.building"
     _remove_tree(staging)
     rootfs = staging / "rootfs"
     rootfs.mkdir(parents=True)

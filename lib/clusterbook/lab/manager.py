@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clusterbook.errors import LabError
-from clusterbook.lab import cgroups, image, network, node, preflight, proxy
+from clusterbook.lab import cgroups, firewall, image, network, node, preflight, proxy
 from clusterbook.lab.config import LabConfig, NodeSpec, load_config
 from clusterbook.lab.system import run
 
@@ -66,6 +66,7 @@ class Lab:
                 preflight.check_subnet(self.config)
             self._prepare_state()
             network.ensure_bridge(self.config)
+            firewall.apply(self.config)
             proxy.start_proxies(self.config)
             if cold:
                 image.build_base(self.config, self.progress)
@@ -97,6 +98,7 @@ class Lab:
                 list(pool.map(lambda n: node.destroy(self.config, n), every))
             proxy.stop_proxies(self.config)
             network.remove_bridge(self.config)
+            firewall.remove(self.config)
             cgroups.remove_slice()
             for spec in every:
                 shutil.rmtree(Path("/run/systemd/nspawn/propagate") / spec.name, ignore_errors=True)
@@ -146,7 +148,7 @@ class Lab:
         if not specs:
             return
         public_key = (self.config.ssh_dir / "id_ed25519.pub").read_text()
-        base_key = image.base_key()
+        base_key = image.base_key(self.config)
         pids = {}
         for spec in specs:
             paths = node.paths(self.config, spec)

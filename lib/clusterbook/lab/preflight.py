@@ -21,6 +21,7 @@ REQUIRED_COMMANDS = {
     "ip": "iproute2",
     "ssh-keygen": "openssh-client",
     "ssh": "openssh-client",
+    "nft": "nftables",
 }
 
 #: free space needed in the state folder: a cold start builds a ~320 MB base
@@ -81,9 +82,6 @@ def check_subnet(config: LabConfig) -> None:
         dst = route.get("dst")
         if not dst or dst == "default" or route.get("dev") == config.bridge:
             continue
-        if route.get("type") in ("local", "broadcast"):
-            if route.get("dev") == config.bridge:
-                continue
         try:
             net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
         except ValueError:

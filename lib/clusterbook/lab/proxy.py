@@ -56,9 +56,11 @@ def start_proxies(config: LabConfig) -> None:
     """Start both proxies unless they already run, and wait until they answer."""
     apt = apt_proxy(config)
     if read_pid(apt.pid_file, apt.marker) is None:
+        _check_port_free(config, apt)
         _start_apt(config, apt)
     pypi = pypi_proxy(config)
     if read_pid(pypi.pid_file, pypi.marker) is None:
+        _check_port_free(config, pypi)
         _start_pypi(config, pypi)
     for proxy in (apt, pypi):
         _wait_for_port(config, proxy)
@@ -158,12 +160,28 @@ def _spawn(proxy: ProxyProcess, args: list[str], env: dict[str, str] | None) -> 
     log.info("started %s (pid %d)", proxy.name, process.pid)
 
 
+def _check_port_free(config: LabConfig, proxy: ProxyProcess) -> None:
+    """Fail when another program already answers on the proxy's address and port."""
+    try:
+        with socket.create_connection((str(config.gateway), proxy.port), timeout=1):
+            pass
+    except OSError:
+        return
+    raise LabError(
+        f"port {proxy.port} on {config.gateway} is already in use by another program, "
+        f"so the lab's {proxy.name} cannot start",
+        hint=f"stop that program (ss -ltnp 'sport = :{proxy.port}') or set "
+        "clusterbook_lab.apt_proxy_port / pypi_proxy_port in the inventory",
+    )
+
+
 def _wait_for_port(config: LabConfig, proxy: ProxyProcess, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with socket.create_connection((str(config.gateway), proxy.port), timeout=1):
-                return
+                if read_pid(proxy.pid_file, proxy.marker) is not None:
+                    return
         except OSError:
             if read_pid(proxy.pid_file, proxy.marker) is None:
                 break
