@@ -566,10 +566,23 @@ def resume(reference: str, settings: RunSettings) -> Path:
                 hint="restore the notebook or start a new run",
             )
 
+    # A -p value for a chapter that already succeeded is accepted and unused, so the
+    # original command line can be repeated with --resume.
+    remaining_names = set()
+    for chapter in remaining_chapters:
+        remaining_names.update(parameters.declared_parameters(chapter.path))
+    run_names = {name for entry in record["chapters"] for name in entry["parameters"]}
+    unknown = {name for name, _ in settings.parameters} - remaining_names - run_names
+    if unknown:
+        raise RunError(
+            f"no chapter of run {record['id']} declares the parameter(s) "
+            f"{', '.join(sorted(unknown))}",
+            hint="check the spelling against the chapter's parameters cell",
+        )
     resume_settings = RunSettings(
         notebooks_dir=settings.notebooks_dir,
         runs_dir=settings.runs_dir,
-        parameters=settings.parameters,
+        parameters=[(name, raw) for name, raw in settings.parameters if name in remaining_names],
     )
     plan = plan_parameters(remaining_chapters, resume_settings)
     for entry in remaining:
