@@ -28,12 +28,12 @@ def ruleset(config: LabConfig) -> str:
         type filter hook input priority filter; policy accept;
         iifname "{bridge}" ct state established,related accept
         iifname "{bridge}" ip daddr {config.gateway} tcp dport {{ {ports} }} accept
-        iifname "{bridge}" drop
+        iifname "{bridge}" reject
     }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
-        iifname "{bridge}" oifname != "{bridge}" drop
-        oifname "{bridge}" iifname != "{bridge}" drop
+        iifname "{bridge}" oifname != "{bridge}" reject
+        oifname "{bridge}" iifname != "{bridge}" reject
     }}
 }}
 """

@@ -56,9 +56,9 @@ MASKED_UNITS = (
 
 
 def base_key(config: LabConfig) -> str:
-    """Return the cache key of the base: the recipe plus the proxy addresses it bakes in."""
-    proxies = [config.apt_proxy_url, config.pypi_index_url]
-    recipe = "\n".join([SUITE, RECIPE_VERSION, *PACKAGES, *MASKED_UNITS, *proxies])
+    """Return the cache key of the base, a hash of its recipe. The proxy settings are
+    not part of it: each node gets them in its own overlay (`write_proxy_settings`)."""
+    recipe = "\n".join([SUITE, RECIPE_VERSION, *PACKAGES, *MASKED_UNITS])
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
@@ -77,6 +77,15 @@ def build_base(config: LabConfig, progress: Callable[[str], None]) -> Path:
         return final / "rootfs"
 
     config.base_dir.mkdir(parents=True, exist_ok=True)
+    for stale in config.base_dir.iterdir():
+        # Bases of older recipes are never used again.
+        if (
+            stale.is_dir()
+            and stale.name != base_key(config)
+            and not stale.name.endswith(".building")
+        ):
+            unmount_tree(stale)
+            _remove_tree(stale)
     staging = config.base_dir / f"{base_key(config)}.building"
     _remove_tree(staging)
     rootfs = staging / "rootfs"
@@ -98,6 +107,10 @@ def build_base(config: LabConfig, progress: Callable[[str], None]) -> Path:
 
 
 def remove_bases(config: LabConfig) -> None:
+    """Remove the cached bases when they live inside the state folder; a base
+    folder configured elsewhere may be shared with other labs and stays."""
+    if not config.base_dir.resolve().is_relative_to(config.state_dir.resolve()):
+        return
     if config.base_dir.exists():
         unmount_tree(config.base_dir)
         _remove_tree(config.base_dir)
@@ -153,19 +166,7 @@ def _configure(config: LabConfig, rootfs: Path) -> None:
         "Components: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
     )
-    (etc / "apt" / "apt.conf.d" / "01clusterbook-lab-proxy").write_text(
-        f'Acquire::http::Proxy "{config.apt_proxy_url}";\n'
-        # HTTPS repositories would need a CONNECT tunnel, which the proxy refuses;
-        # fail at once instead of waiting for a timeout.
-        'Acquire::https::Proxy "DIRECT";\n'
-        'Acquire::Retries "2";\n'
-    )
-    (etc / "pip.conf").write_text(
-        "[global]\n"
-        f"index-url = {config.pypi_index_url}\n"
-        f"trusted-host = {config.gateway}\n"
-        "disable-pip-version-check = true\n"
-    )
+    write_proxy_settings(config, rootfs)
     (etc / "resolv.conf").unlink(missing_ok=True)
     (etc / "resolv.conf").write_text("# Lab nodes have no DNS; /etc/hosts names the nodes.\n")
 
@@ -209,6 +210,24 @@ def _configure(config: LabConfig, rootfs: Path) -> None:
     # The console getty would compete with nspawn's read-only console.
     for getty in systemd_dir.glob("getty.target.wants/*"):
         getty.unlink()
+
+
+def write_proxy_settings(config: LabConfig, rootfs: Path) -> None:
+    """Point apt and pip inside `rootfs` at the lab's proxies."""
+    etc = rootfs / "etc"
+    (etc / "apt" / "apt.conf.d" / "01clusterbook-lab-proxy").write_text(
+        f'Acquire::http::Proxy "{config.apt_proxy_url}";\n'
+        # HTTPS repositories would need a CONNECT tunnel, which the proxy refuses;
+        # fail at once instead of waiting for a timeout.
+        'Acquire::https::Proxy "DIRECT";\n'
+        'Acquire::Retries "2";\n'
+    )
+    (etc / "pip.conf").write_text(
+        "[global]\n"
+        f"index-url = {config.pypi_index_url}\n"
+        f"trusted-host = {config.gateway}\n"
+        "disable-pip-version-check = true\n"
+    )
 
 
 def _remove_tree(path: Path) -> None:

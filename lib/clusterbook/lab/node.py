@@ -15,7 +15,7 @@ from pathlib import Path
 from clusterbook.errors import LabError
 from clusterbook.lab import cgroups, network
 from clusterbook.lab.config import LabConfig, NodeSpec
-from clusterbook.lab.image import NODE_USER, base_rootfs
+from clusterbook.lab.image import NODE_USER, base_rootfs, write_proxy_settings
 from clusterbook.lab.system import is_mountpoint, read_pid, run, terminate, unmount_tree
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def write_identity(config: LabConfig, node: NodeSpec, public_key: str) -> str:
     lines.append("# lab nodes")
     lines += [f"{other.address}\t{other.name}" for other in config.nodes]
     (etc / "hosts").write_text("\n".join(lines) + "\n")
+    write_proxy_settings(config, root)
     machine_id = etc / "machine-id"
     if not machine_id.read_text().strip():
         machine_id.write_text(uuid.uuid4().hex + "\n")
