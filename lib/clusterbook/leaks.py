@@ -55,7 +55,7 @@ def read_source(source: str) -> str | None:
         return os.environ.get(target)
     if kind == "file":
         try:
-            return Path(target).read_text(encoding="utf-8").strip()
+            return Path(target).read_text(encoding="utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError):
             return None
     return None

@@ -1,0 +1,201 @@
+"""The book build: staging from runs, the generated toc, secret masking and scanning.
+
+One small book is built once per module with the real Jupyter Book; the chapters
+are throwaway notebooks executed by the runner on the local python3 kernel.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+import yaml
+from chapter_factory import COMMON_PARAMETERS, write_chapter
+from clusterbook import book, chapters, leaks, paths, runner
+
+CANARY = "canary-Book-7c21e"
+SECRET_ENV = "CLUSTERBOOK_TEST_BOOK_PASSWORD"
+REPO = paths.repo_root()
+
+
+def make_root(root: Path) -> Path:
+    for name in book.BOOK_FILES:
+        shutil.copy2(REPO / name, root / name)
+    notebooks = root / "notebooks"
+    write_chapter(
+        notebooks / "001_hello.ipynb",
+        COMMON_PARAMETERS,
+        "print('EXECUTED-' + 'OUTPUT-001')",
+    )
+    write_chapter(
+        notebooks / "006_secret.ipynb",
+        COMMON_PARAMETERS + f'stats_password = "env:{SECRET_ENV}"  # secret\n',
+        "print('password is a reference:', stats_password.startswith(('env:', 'file:')))",
+    )
+    write_chapter(
+        notebooks / "007_not_run.ipynb",
+        COMMON_PARAMETERS,
+        "print('NOT-' + 'EXECUTED')",
+    )
+    return notebooks
+
+
+def run_chapters(root: Path, specs: list[str]) -> Path:
+    settings = runner.RunSettings(
+        notebooks_dir=root / "notebooks",
+        runs_dir=root / "runs",
+        progress_bar=False,
+        execution_timeout=120,
+        out=io.StringIO(),
+    )
+    return runner.start(specs, settings)
+
+
+def html_text(html_dir: Path) -> str:
+    return "".join(
+        path.read_text(encoding="utf-8", errors="replace")
+        for path in sorted(html_dir.rglob("*"))
+        if path.is_file() and path.suffix in (".html", ".js", ".txt", ".ipynb", ".json")
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A book built from a complete run of 001 and 006, where 006 was then re-executed by
+    hand with papermill and a plain secret value (the mistake the build must mask)."""
+    root = tmp_path_factory.mktemp("bookroot")
+    notebooks = make_root(root)
+    run_dir = run_chapters(root, ["001", "006"])
+    papermill.execute_notebook(
+        str(notebooks / "006_secret.ipynb"),
+        str(run_dir / "006_secret.ipynb"),
+        parameters={"stats_password": CANARY},
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(notebooks),
+    )
+    assert CANARY in (run_dir / "006_secret.ipynb").read_text(encoding="utf-8")
+    patch = pytest.MonkeyPatch()
+    patch.setenv(SECRET_ENV, CANARY)
+    try:
+        result = book.build(root=root, output=root / "site")
+    finally:
+        patch.undo()
+    return root, run_dir, result
+
+
+def test_build_uses_latest_complete_run(built):
+    _, run_dir, result = built
+    assert result.run_dir == run_dir
+    assert result.executed == ["001_hello", "006_secret"]
+    assert result.unexecuted == ["007_not_run"]
+    assert result.index.is_file()
+
+
+def test_build_shows_run_outputs(built):
+    _, _, result = built
+    page = (result.html_dir / "notebooks" / "001_hello.html").read_text(encoding="utf-8")
+    assert "EXECUTED-OUTPUT-001" in page
+
+
+def test_build_never_executes(built):
+    _, _, result = built
+    page = (result.html_dir / "notebooks" / "007_not_run.html").read_text(encoding="utf-8")
+    assert "NOT-EXECUTED" not in page
+
+
+def test_build_publishes_no_sources(built):
+    _, _, result = built
+    assert not (result.html_dir / "_sources").exists()
+    assert not list(result.html_dir.rglob("*.ipynb"))
+
+
+def test_secret_parameter_masked(built):
+    _, _, result = built
+    assert result.masked_parameters == 2
+    assert CANARY not in html_text(result.html_dir)
+    page = (result.html_dir / "notebooks" / "006_secret.html").read_text(encoding="utf-8")
+    assert "********" in page
+
+
+def test_staged_toc_lists_staged_chapters(built):
+    root, _, _ = built
+    toc = yaml.safe_load((root / "_build" / "book-work" / "src" / "_toc.yml").read_text())
+    files = [entry["file"] for part in toc["parts"] for entry in part["chapters"]]
+    assert files == ["notebooks/001_hello", "notebooks/006_secret", "notebooks/007_not_run"]
+    assert [part["caption"] for part in toc["parts"]] == ["Foundations", "Kubernetes"]
+
+
+def test_build_leaves_notebooks_untouched(built):
+    root, _, _ = built
+    source = nbformat.read(root / "notebooks" / "001_hello.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in source.cells if cell.cell_type == "code")
+
+
+def test_secret_in_output_fails_build(tmp_path, monkeypatch):
+    make_root(tmp_path)
+    write_chapter(
+        tmp_path / "notebooks" / "002_leaky.ipynb",
+        COMMON_PARAMETERS + f'token = "env:{SECRET_ENV}"  # secret\n',
+        "import os\nprint('token', os.environ[token.removeprefix('env:')])",
+    )
+    monkeypatch.setenv(SECRET_ENV, CANARY)
+    run_chapters(tmp_path, ["002"])
+    with pytest.raises(book.SecretInBook) as failure:
+        book.build(root=tmp_path, output=tmp_path / "site")
+    assert "002_leaky.ipynb" in str(failure.value)
+    assert f"env:{SECRET_ENV}" in str(failure.value)
+    assert CANARY not in str(failure.value)
+    assert not (tmp_path / "site").exists()
+
+
+def test_secret_in_built_files_fails_build(tmp_path):
+    make_root(tmp_path)
+    # The theme writes this placeholder into every page; no staged source contains it.
+    generated = leaks.KnownSecret("test:theme-text", "Search this book")
+    with pytest.raises(book.SecretInBook, match="built book") as failure:
+        book.build(root=tmp_path, output=tmp_path / "site", extra_secrets=[generated])
+    assert "test:theme-text" in str(failure.value)
+    assert not (tmp_path / "site").exists()
+    assert not (tmp_path / "_build" / "book-work").exists()
+
+
+def test_mask_keeps_references():
+    notebook = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('a = "env:X"  # secret\nb = "x"  # secret\nc = 1\n')
+    params.metadata["tags"] = ["parameters"]
+    injected = nbformat.v4.new_code_cell('# Parameters\na = "env:Y"\nb = "hunter22"\nc = 2\n')
+    injected.metadata["tags"] = ["injected-parameters"]
+    notebook.cells = [params, injected]
+    notebook.metadata["papermill"] = {"parameters": {"a": "env:Y", "b": "hunter22", "c": 2}}
+    assert book.mask_secret_parameters(notebook) == 2
+    assert injected.source == '# Parameters\na = "env:Y"\nb = "********"\nc = 2'
+    assert notebook.metadata["papermill"]["parameters"] == {"a": "env:Y", "b": "********", "c": 2}
+
+
+def test_scan_finds_escaped_values(tmp_path):
+    secret = leaks.KnownSecret("env:S", 'pa"ss<word>')
+    (tmp_path / "page.html").write_text("<pre>pa&quot;ss&lt;word&gt;</pre>", encoding="utf-8")
+    (tmp_path / "nb.ipynb").write_text('{"text": "pa\\"ss<word>"}', encoding="utf-8")
+    (tmp_path / "clean.html").write_text("<pre>nothing here</pre>", encoding="utf-8")
+    found = leaks.scan_files([tmp_path], [secret])
+    assert sorted(leak.path.name for leak in found) == ["nb.ipynb", "page.html"]
+
+
+def test_repository_toc_matches_notebooks():
+    expected = chapters.toc_yaml(chapters.discover(REPO / "notebooks"))
+    assert (REPO / "_toc.yml").read_text(encoding="utf-8") == expected, (
+        "_toc.yml is out of date: run `clusterbook book toc --write`"
+    )
+
+
+def test_repository_config_never_executes_or_copies_sources():
+    config = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["only_build_toc_files"] is True
+    assert config["sphinx"]["config"]["html_copy_source"] is False
+    assert config["sphinx"]["config"]["html_show_sourcelink"] is False
