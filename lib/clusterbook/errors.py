@@ -15,6 +15,11 @@ class ClusterbookError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Registered secret values never reach a message, a traceback or a log.
+        from clusterbook.secrets import mask
+
+        message = mask(message)
+        hint = mask(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -56,6 +61,8 @@ class HostError(ClusterbookError):
     def __init__(self, message: str, *, host: str, hint: str | None = None) -> None:
         super().__init__(f"{host}: {message}", hint=hint)
         self.host = host
+        #: the message without the host name in front, for tables that show the host already
+        self.detail = self.message[len(host) + 2 :]
 
 
 class HostUnreachable(HostError):
