@@ -1,7 +1,7 @@
 """The book build: staging from runs, the generated toc, secret masking and scanning.
 
-One small book is built once per module with the real Jupyter Book; the chapters
-are throwaway notebooks executed by the runner on the local python3 kernel.
+One small book is built once per module with the real Jupyter Book. Its chapters
+are throwaway notebooks that the runner executes on the local python3 kernel.
 """
 
 from __future__ import annotations

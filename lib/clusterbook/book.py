@@ -1,9 +1,9 @@
 """The `clusterbook book` commands: build the HTML book without executing anything.
 
-`build` stages the book into a fresh folder under `_build/` (never in place over
-notebooks/): `_config.yml`, `intro.md`, a `_toc.yml` generated from the staged
-chapters, and one notebook per chapter, taken from the latest complete run (or
-`--run`) where that run executed the chapter and from notebooks/ otherwise.
+`build` stages the book into a fresh folder under `_build/`, never in place over
+notebooks/. The stage holds `_config.yml`, `intro.md`, a `_toc.yml` generated
+from the staged chapters, and one notebook per chapter. A chapter comes from the
+latest complete run (or `--run`) when that run executed it, else from notebooks/.
 Before and after Jupyter Book runs, the build searches everything it staged and
 produced for the values of known secrets and fails when it finds one, deleting
 that output.
@@ -57,7 +57,7 @@ class SecretInBook(BookError):
 
 @dataclass
 class BuildResult:
-    """What a build produced and from which sources."""
+    """The output folder of a build and the sources it used."""
 
     html_dir: Path
     run_dir: Path | None

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 #: the text that replaces a secret value
 MASK = "********"
 #: values shorter than this are not searched for, because they match ordinary text
-# NOTE: a secret shorter than this is not detected in the output; the warning says so.
+# NOTE: a secret shorter than this is not detected in the output; a warning names its source.
 MIN_SECRET_LENGTH = 4
 
 

@@ -1,9 +1,9 @@
 """Chapter parameters: what a notebook declares, typed values and secret references.
 
 A chapter's `parameters` cell declares its parameters with defaults. Values from
-the command line arrive as strings; `coerce` converts each one to the type of
-the parameter's default, so `-p k8s_version 1.30` stays the string "1.30" when
-the default is a string (papermill's own `-p` would turn it into 1.3).
+the command line arrive as strings, and `coerce` converts each one to the type of
+the parameter's default. So `-p k8s_version 1.30` stays the string "1.30" when
+the default is a string, where papermill's own `-p` would turn it into 1.3.
 
 A line of the parameters cell that ends with the comment `# secret` marks a
 secret parameter. Its value never enters the notebook: `secret_injection` puts

@@ -69,7 +69,7 @@ class ChapterFailed(ClusterbookError):
 
 @dataclass
 class RunSettings:
-    """Where chapters and runs live, and how chapters are parameterised and executed."""
+    """Locations of chapters and runs, and the parameters and execution options of a run."""
 
     notebooks_dir: Path
     runs_dir: Path
@@ -543,8 +543,8 @@ def start(specs: Sequence[str], settings: RunSettings) -> Path:
 def resume(reference: str, settings: RunSettings) -> Path:
     """Continue the run named by `reference` from its first chapter that did not succeed.
 
-    The run keeps its parameters; `settings.parameters` may add or override `-p`
-    values for the remaining chapters, and must repeat any secret value that was
+    The run keeps its parameters. `settings.parameters` may add or override `-p`
+    values for the remaining chapters. It must repeat any secret value that was
     given with `-p` before, because secret values are never stored.
     """
     run_dir = find_run(settings.runs_dir, reference)
