@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,10 +56,33 @@ def placement(node: str) -> tuple[list[str], Callable[[], None] | None]:
     return [], join
 
 
-def remove(node: str) -> None:
-    """Remove the node's cgroup folders, deepest first; busy ones stay."""
+def remove(node: str, timeout: float = 5.0) -> None:
+    """Kill what is left in the node's cgroups, then remove them, deepest first.
+
+    When nspawn itself was killed (as when a CI machine ends a session's
+    processes), the node's systemd and its services keep running in the
+    node's cgroup; they are killed here so the node can boot afresh.
+    """
+    deadline = time.monotonic() + timeout
     for root in hierarchies():
-        _remove_tree(root / LAB_SLICE / node)
+        folder = root / LAB_SLICE / node
+        while folder.is_dir() and time.monotonic() < deadline:
+            pids = _pids_under(folder)
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        _remove_tree(folder)
+
+
+def _pids_under(folder: Path) -> list[int]:
+    pids = []
+    for procs in folder.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError, ValueError):
+            pids += [int(line) for line in procs.read_text().split()]
+    return pids
 
 
 def remove_slice() -> None:
