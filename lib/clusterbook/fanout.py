@@ -99,7 +99,8 @@ def _wait_with_progress(futures, done, pending, title: str) -> None:
     except ImportError:  # tqdm is pinned in requirements.txt, but progress is optional
         wait(pending)
         return
-    with tqdm(total=len(futures), initial=len(done), desc=title or "hosts", unit="host") as bar:
+    label = title if len(title) <= 40 else title[:37] + "..."
+    with tqdm(total=len(futures), initial=len(done), desc=label or "hosts", unit="host") as bar:
         while pending:
             newly_done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
             if newly_done:

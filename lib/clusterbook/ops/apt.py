@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9]+)?(=[A-Za-z0-9.+~:-]+)?$")
 _APT_ENV = "DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a"
-_APT_OPTS = "-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+# Wait up to 10 minutes for a dpkg lock held by another apt run instead of failing at once.
+_LOCK = "-o DPkg::Lock::Timeout=600"
+_APT_OPTS = f"-y -q {_LOCK} -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 # Update the package lists first when they are empty (a fresh image) or a package is unknown.
 _LISTS_EMPTY = "! ls /var/lib/apt/lists/ 2>/dev/null | grep -q '_Packages'"
 
@@ -58,7 +60,7 @@ echo "missing:$missing"
 [ -n "{check}" ] && exit 0
 export {_APT_ENV}
 if [ -n "{"1" if update_cache else ""}" ] || {_LISTS_EMPTY}; then
-  apt-get update -q >&2 || exit 1
+  apt-get update -q {_LOCK} >&2 || exit 1
 fi
 apt-get install {_APT_OPTS} {recommends} $missing >&2 || exit 1
 """
@@ -154,7 +156,7 @@ def _field(stdout: str, name: str) -> list[str]:
 def update_op(ctx: OpContext) -> HostResult:
     if ctx.check:
         return ctx.result("skipped", "check mode: apt-get update not run")
-    result = ctx.run(f"{_APT_ENV} apt-get update -q", timeout=900)
+    result = ctx.run(f"{_APT_ENV} apt-get update -q {_LOCK}", timeout=900)
     if result.exit_code != 0:
         raise OperationFailed(
             f"apt-get update failed: {result.stderr.strip()[-1500:]}", host=ctx.name
@@ -226,7 +228,7 @@ def repository_op(
     if not changed:
         return ctx.result("ok")
     if update and not ctx.check:
-        result = ctx.run(f"{_APT_ENV} apt-get update -q", timeout=900)
+        result = ctx.run(f"{_APT_ENV} apt-get update -q {_LOCK}", timeout=900)
         if result.exit_code != 0:
             raise OperationFailed(
                 f"apt-get update after adding repository {name} failed: "

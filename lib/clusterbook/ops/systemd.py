@@ -27,6 +27,9 @@ echo "load=$load reload=$reload active=$active enabled=$enabled"
 """
 
 
+_VERBS = {"started": "start", "stopped": "stop", "restarted": "restart", "reloaded": "reload"}
+
+
 def _parse_state(text: str) -> dict[str, str]:
     first = text.strip().splitlines()[0] if text.strip() else ""
     return dict(part.split("=", 1) for part in first.split() if "=" in part)
@@ -70,6 +73,9 @@ exit 0
 """
     )
     result = ctx.run(script)
+    if result.exit_code == 94 and ctx.check:
+        # An earlier operation of the same check-mode run would have installed the unit.
+        return ctx.result("changed", f"{_VERBS[active]} {unit} (not installed yet)")
     if result.exit_code == 94:
         raise OperationFailed(
             f"unit {unit} not found",
