@@ -132,6 +132,10 @@ lab_down_on_exit() {
 cmd_test() {
   cmd_install
   trap lab_down_on_exit EXIT
+  # Tests start from fresh nodes: remove what an earlier run left (nodes with
+  # changed disks, or namespaces and mounts whose processes were ended).
+  say "removing any earlier lab (the Debian base stays cached)"
+  "$BIN/clusterbook" lab down --keep-base
   lab_up
 
   say "lint"
