@@ -368,3 +368,34 @@ def test_hosts_in_error_whole_names():
     names = ["allyrion", "bettley", "fenn", "fen"]
     text = "bettley: command failed\nfenn.lab: timed out; allyrion-2 unknown"
     assert runner.hosts_in_error(text, names) == ["bettley", "fenn"]
+
+
+# Kernel failures -------------------------------------------------------------------------
+
+
+def test_dead_kernel_names_cell(tmp_path):
+    write_chapter(
+        tmp_path / "notebooks" / "001_dies.ipynb",
+        COMMON_PARAMETERS,
+        "print('before')",
+        "import os\nos._exit(3)",
+        "print('after')",
+    )
+    with pytest.raises(runner.ChapterFailed) as failure:
+        runner.start([], settings_for(tmp_path))
+    assert failure.value.error["ename"] == "DeadKernelError"
+    assert failure.value.error["cell_index"] == 3
+    assert failure.value.error["cell_first_line"] == "import os"
+    assert runner.load_record(failure.value.run_dir)["status"] == "failed"
+
+
+def test_cell_timeout_names_cell(tmp_path):
+    write_chapter(
+        tmp_path / "notebooks" / "001_slow.ipynb",
+        COMMON_PARAMETERS,
+        "import time\ntime.sleep(60)",
+    )
+    with pytest.raises(runner.ChapterFailed) as failure:
+        runner.start([], settings_for(tmp_path, execution_timeout=2))
+    assert failure.value.error["ename"] == "CellTimeoutError"
+    assert failure.value.error["cell_index"] == 2

@@ -278,6 +278,9 @@ def _failing_cell(notebook_path: Path) -> tuple[int | None, dict[str, Any] | Non
     except (OSError, ValueError):
         return None, None
     source_index = 0
+    # When the kernel dies, papermill marks every cell completed, so the failing cell
+    # is the last one that started.
+    last_started: tuple[int | None, dict[str, Any] | None] = (None, None)
     for cell in notebook.cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
         added = bool(tags & _ADDED_CELL_TAGS)
@@ -285,9 +288,11 @@ def _failing_cell(notebook_path: Path) -> tuple[int | None, dict[str, Any] | Non
         errored = any(out.get("output_type") == "error" for out in cell.get("outputs", []))
         if errored or papermill_meta.get("exception") or papermill_meta.get("status") == "failed":
             return (None if added else source_index), cell
+        if papermill_meta.get("start_time") and cell.get("cell_type") == "code":
+            last_started = (None if added else source_index), cell
         if not added:
             source_index += 1
-    return None, None
+    return last_started
 
 
 def _first_line(source: str) -> str:
