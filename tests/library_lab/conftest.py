@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from clusterbook import Cluster, ssh
 from clusterbook.inventory import Inventory
 

@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Callable
 
 import pytest
-
 from clusterbook import Cluster
 from clusterbook.errors import HostsFailed, VerificationFailed
 from clusterbook.results import Results
@@ -21,10 +20,11 @@ from .conftest import TEST_DIR
 pytestmark = pytest.mark.lab
 
 UNIT = "clusterbook-test.service"
-UNIT_TEXT = f"""[Unit]
+UNIT_TEXT = """[Unit]
 Description=clusterbook library test service
 [Service]
-ExecStartPre=/bin/sh -c 'mkdir -p /run/clusterbook-test && date +%%s%%N >> /run/clusterbook-test/starts'
+ExecStartPre=/bin/mkdir -p /run/clusterbook-test
+ExecStartPre=/bin/sh -c 'date +%%s%%N >> /run/clusterbook-test/starts'
 ExecStart=/bin/sleep infinity
 [Install]
 WantedBy=multi-user.target
@@ -55,7 +55,8 @@ def cleanup(cluster: Cluster) -> None:
         "id cbtestuser >/dev/null 2>&1 && userdel -r cbtestuser 2>/dev/null; "
         "getent group cbtestgrp >/dev/null && groupdel cbtestgrp; "
         "apt-mark unhold tree >/dev/null 2>&1; "
-        "dpkg -s tree >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get purge -y -q -o DPkg::Lock::Timeout=600 tree; "
+        "dpkg -s tree >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive "
+        "apt-get purge -y -q -o DPkg::Lock::Timeout=600 tree; "
         "true",
         become=True,
     )

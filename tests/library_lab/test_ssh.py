@@ -1,0 +1,182 @@
+"""SSH against real lab nodes: host keys, pooled reconnects, a stopped node, secrets, streaming."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+from clusterbook import Cluster, Secret, ssh
+from clusterbook.errors import CommandTimeout, HostKeyRejected, HostsFailed, HostUnreachable
+from clusterbook.inventory import Host, Inventory
+
+from .conftest import STOPPABLE_NODE, clusterbook_cli, wait_for_ssh
+
+pytestmark = pytest.mark.lab
+
+
+def host_with_known_hosts(inventory: Inventory, name: str, known_hosts: Path, **extra) -> Host:
+    host = inventory.hosts[name]
+    variables = dict(host.vars)
+    variables["ansible_ssh_common_args"] = f"-o UserKnownHostsFile={known_hosts}"
+    variables.update(extra)
+    return Host(name, vars=variables)
+
+
+def test_changed_host_key_rejected(lab_inventory: Inventory, tmp_path: Path):
+    wrong_key = tmp_path / "wrong"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key)], check=True
+    )
+    known_hosts = tmp_path / "known_hosts"
+    public = wrong_key.with_suffix(".pub").read_text().split()
+    known_hosts.write_text(f"10.251.0.13 {public[0]} {public[1]}\n")
+    host = host_with_known_hosts(lab_inventory, "dalt", known_hosts)
+    connection = ssh.Connection(host, ssh.resolve_target(host))
+    with pytest.raises(HostKeyRejected) as info:
+        connection.run("true")
+    assert "host key for 10.251.0.13 changed" in str(info.value)
+    assert info.value.host == "dalt"
+    assert "ssh-keygen -R 10.251.0.13" in info.value.hint
+
+
+def test_unknown_host_key_rejected(lab_inventory: Inventory, tmp_path: Path):
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    host = host_with_known_hosts(lab_inventory, "dalt", known_hosts)
+    connection = ssh.Connection(host, ssh.resolve_target(host))
+    with pytest.raises(HostKeyRejected, match="host key of 10.251.0.13 is unknown"):
+        connection.run("true")
+    assert known_hosts.read_text() == ""
+
+
+def test_trust_on_first_use_records_key(lab_inventory: Inventory, tmp_path: Path):
+    known_hosts = tmp_path / "known_hosts"
+    host = host_with_known_hosts(
+        lab_inventory, "dalt", known_hosts, clusterbook_host_key_policy="trust_on_first_use"
+    )
+    connection = ssh.Connection(host, ssh.resolve_target(host))
+    assert connection.run("hostname").stdout.strip() == "dalt"
+    connection.close()
+    recorded = known_hosts.read_text()
+    assert recorded.startswith("10.251.0.13 ")
+    strict = host_with_known_hosts(lab_inventory, "dalt", known_hosts)
+    again = ssh.Connection(strict, ssh.resolve_target(strict))
+    assert again.run("hostname").stdout.strip() == "dalt"
+    again.close()
+
+
+def test_pool_reuses_and_reconnects(lab: Cluster):
+    host = lab.inventory.hosts["cargyll"]
+    first = ssh.get_connection(host)
+    first.run("true")
+    assert ssh.get_connection(host) is first
+    transport = first.transport()
+    transport.close()  # simulate a connection that died between notebook cells
+    assert first.run("hostname").stdout.strip() == "cargyll"
+    assert first.transport() is not transport
+
+
+def test_become_and_plain_user(lab: Cluster):
+    node = lab.select("cargyll")
+    assert node.run("id -un").stdout()["cargyll"] == "root"
+    assert node.run("id -un", become=False).stdout()["cargyll"] == "admin"
+
+
+def test_command_timeout(lab: Cluster):
+    node = lab.select("cargyll")
+    with pytest.raises(HostsFailed) as info:
+        node.run("sleep 5", timeout=0.5)
+    assert isinstance(info.value.results["cargyll"].error, CommandTimeout)
+    assert "timed out after 0.5 s" in str(info.value)
+
+
+def test_stream_prints_lines_with_host(lab: Cluster, capsys: pytest.CaptureFixture):
+    results = lab.group("worker").run("echo one; echo two >&2; echo three", stream=True)
+    printed = capsys.readouterr().out
+    assert "cargyll | one\n" in printed
+    assert "dalt | three\n" in printed
+    assert "dalt ! two\n" in printed
+    assert results["dalt"].stdout == "one\nthree\n"
+
+
+def test_sftp_put_get(lab: Cluster):
+    connection = ssh.get_connection(lab.inventory.hosts["cargyll"])
+    path = "/etc/clusterbook-test-sftp"
+    try:
+        connection.put(b"payload\n", path, mode=0o600, become=True)
+        assert connection.get(path, become=True) == b"payload\n"
+        mode = connection.run(f"stat -c %a {path}").stdout.strip()
+        assert mode == "600"
+        connection.put(b"plain\n", "/tmp/clusterbook-test-sftp", become=False)
+        assert connection.get("/tmp/clusterbook-test-sftp", become=False) == b"plain\n"
+    finally:
+        connection.run(f"rm -f {path} /tmp/clusterbook-test-sftp")
+
+
+def test_failed_command_names_host(lab: Cluster):
+    with pytest.raises(HostsFailed) as info:
+        lab.group("worker").run("test $(hostname) != dalt")
+    error = info.value
+    assert list(error.failed) == ["dalt"]
+    assert "1 of 2 hosts failed" in str(error)
+    assert error.results["cargyll"].status == "ok"
+
+
+def test_secret_never_in_output(
+    lab: Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    value = "lab-secret-0f9a8b7c"
+    monkeypatch.setenv("CLUSTERBOOK_TEST_LAB_SECRET", value)
+    secret = Secret.from_env("CLUSTERBOOK_TEST_LAB_SECRET")
+    workers = lab.group("worker")
+    with caplog.at_level(logging.DEBUG, logger="clusterbook"):
+        results = workers.run(f"echo {secret.reveal()}; echo {secret.reveal()} >&2")
+        piped = workers.run("cat", stdin=f"{secret.reveal()}\n")
+        with pytest.raises(HostsFailed) as info:
+            workers.run(f"echo {secret.reveal()}; exit 3")
+    texts = [
+        str(results),
+        repr(results),
+        results._repr_html_(),
+        str(piped),
+        piped._repr_html_(),
+        str(info.value),
+        repr(info.value),
+        caplog.text,
+    ]
+    for host in ("cargyll", "dalt"):
+        texts += [results[host].stdout, results[host].stderr, results[host].command]
+        texts += [info.value.results[host].message, info.value.results[host].stdout]
+    for text in texts:
+        assert value not in text
+    assert results["dalt"].stdout == "********\n"
+    assert "********" in caplog.text
+
+
+def test_stopped_node_named_others_kept(lab: Cluster):
+    """Stop `dalt` (the only node tests may stop), run on all nodes, start it again."""
+    stopped = clusterbook_cli("lab", "stop", STOPPABLE_NODE)
+    assert stopped.returncode == 0, f"lab stop failed: {stopped.stdout}\n{stopped.stderr}"
+    try:
+        ssh.get_connection(lab.inventory.hosts[STOPPABLE_NODE]).close()
+        with pytest.raises(HostsFailed) as info:
+            lab.all.run("hostname")
+        error = info.value
+        assert list(error.failed) == [STOPPABLE_NODE]
+        assert isinstance(error.results[STOPPABLE_NODE].error, HostUnreachable)
+        # "No route to host" or a connect timeout, depending on the ARP cache state.
+        assert f"{STOPPABLE_NODE}: c" in str(error)
+        assert "10.251.0.13:22" in str(error)
+        others = [h.name for h in lab.hosts if h.name != STOPPABLE_NODE]
+        for name in others:
+            assert error.results[name].stdout.strip() == name
+    finally:
+        # `lab start` may give up waiting for sshd before a slow boot finishes, so the
+        # node counts as back once it answers over SSH.
+        started = clusterbook_cli("lab", "start", STOPPABLE_NODE)
+        try:
+            wait_for_ssh(lab, STOPPABLE_NODE, attempts=90)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlab start output: {started.stderr}") from None
