@@ -72,6 +72,14 @@ def create_node_network(config: LabConfig, node: NodeSpec) -> None:
     run([*ns, "link", "set", "lo", "up"])
     run([*ns, "addr", "add", f"{node.address}/{config.subnet.prefixlen}", "dev", "eth0"])
     run([*ns, "link", "set", "eth0", "up"])
+    forget_neighbour(config, node)
+
+
+def forget_neighbour(config: LabConfig, node: NodeSpec) -> None:
+    """Drop this host's ARP entry for the node. A node that was probed while
+    powered off leaves a FAILED entry, and the host may not retry it for many
+    seconds after the node is back with a new MAC address."""
+    run(["ip", "neigh", "flush", "to", node.address, "dev", config.bridge], check=False)
 
 
 def remove_node_network(node: NodeSpec) -> None:

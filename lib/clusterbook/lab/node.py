@@ -160,9 +160,13 @@ def wait_for_ssh(config: LabConfig, node: NodeSpec, pid: int) -> float:
     """Wait until the node's sshd sends its banner; return the seconds it took."""
     started = time.monotonic()
     deadline = started + node.ssh_timeout
+    next_flush = started + 2.0
     while time.monotonic() < deadline:
         if ssh_answers(node.address):
             return time.monotonic() - started
+        if time.monotonic() > next_flush:
+            network.forget_neighbour(config, node)
+            next_flush = time.monotonic() + 2.0
         if read_pid(paths(config, node).pid_file, f"--machine={node.name}") is None:
             raise LabError(
                 f"node {node.name} stopped while booting\n{console_tail(config, node)}",
