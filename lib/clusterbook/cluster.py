@@ -22,6 +22,7 @@ from clusterbook.fanout import MAX_WORKERS, fan_out
 from clusterbook.inventory import Host, Inventory
 from clusterbook.results import HostResult, HostValues, Results
 from clusterbook.ssh import get_connection
+from clusterbook.summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class Cluster:
         self._step: _Step | None = None
         self._facts_cache: dict[tuple[str, str], Any] = {}
         self._requirements: list[requirements.Requirement] = []
+        #: (step title, result) of every command and operation run so far, for `summary()`
+        self.history: list[tuple[str, HostResult]] = []
 
     @classmethod
     def load(
@@ -151,8 +154,14 @@ class Cluster:
                     _display(step.results)
 
     def _record(self, results: Results) -> None:
+        step_title = self._step.title if self._step is not None else ""
+        self.history.extend((step_title, result) for result in results.rows)
         if self._step is not None:
             self._step.results.extend(results)
+
+    def summary(self) -> Summary:
+        """Count what every command and operation of this cluster did, per host."""
+        return Summary(self.history, [h.name for h in self.hosts], check=self.check)
 
     def _queue_restart(self, host: str, service: str) -> None:
         with self._handlers_lock:
@@ -200,6 +209,7 @@ class Cluster:
             )
 
         results = fan_out(hosts, restart, title="handlers", max_workers=self.max_workers)
+        self.history.extend(("handlers", result) for result in results.rows)
         if display:
             _display(results)
         return results

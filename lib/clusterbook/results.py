@@ -44,6 +44,8 @@ class HostResult:
     data: Any = field(default=None, repr=False)
     #: the step or command this result belongs to, shown when a table mixes several
     operation: str = ""
+    #: True when `changed` is only a prediction: the operation ran in check mode
+    check_mode: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

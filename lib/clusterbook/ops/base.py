@@ -97,7 +97,10 @@ class OpContext:
             message = f"{message} [{self.check_reason}]".strip()
         if self.notes:
             message = "; ".join([message, *self.notes]) if message else "; ".join(self.notes)
-        return HostResult(self.name, status=status, message=message, **kwargs)
+        check_mode = self.check and status == "changed"
+        return HostResult(
+            self.name, status=status, message=message, check_mode=check_mode, **kwargs
+        )
 
 
 _PAST = {
