@@ -8,6 +8,7 @@ on. When every host has finished and at least one failed, `fan_out` raises one
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -24,6 +25,33 @@ MAX_WORKERS = 20
 PROGRESS_AFTER = 2.0
 
 Task = Callable[[Host], HostResult]
+
+
+# Worker threads live as long as the process, because starting a thread costs more than a
+# command on a warm connection. A fan-out started from inside a worker (a task that fans out
+# again) gets its own short-lived executor, so it cannot wait on its own pool.
+_executors: dict[int, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+_worker = threading.local()
+
+
+def _shared_executor(max_workers: int) -> ThreadPoolExecutor:
+    with _executors_lock:
+        executor = _executors.get(max_workers)
+        if executor is None:
+            executor = ThreadPoolExecutor(
+                max_workers=max_workers, thread_name_prefix=f"clusterbook-{max_workers}"
+            )
+            _executors[max_workers] = executor
+        return executor
+
+
+def _run_in_worker(task: Task, host: Host) -> HostResult:
+    _worker.active = True
+    try:
+        return _run_task(task, host)
+    finally:
+        _worker.active = False
 
 
 def _run_task(task: Task, host: Host) -> HostResult:
@@ -76,17 +104,24 @@ def fan_out(
     if len(hosts) == 1:
         by_host[hosts[0].name] = _run_task(task, hosts[0])
     elif hosts:
-        with ThreadPoolExecutor(
-            max_workers=min(max_workers, len(hosts)), thread_name_prefix="clusterbook"
-        ) as executor:
+        nested = getattr(_worker, "active", False)
+        executor = (
+            ThreadPoolExecutor(max_workers=min(max_workers, len(hosts)))
+            if nested
+            else _shared_executor(max_workers)
+        )
+        try:
             futures: dict[Future[HostResult], Host] = {
-                executor.submit(_run_task, task, host): host for host in hosts
+                executor.submit(_run_in_worker, task, host): host for host in hosts
             }
             done, pending = wait(futures, timeout=PROGRESS_AFTER if progress else None)
             if pending:
                 _wait_with_progress(futures, done, pending, title)
             for future, host in futures.items():
                 by_host[host.name] = future.result()
+        finally:
+            if nested:
+                executor.shutdown(wait=False)
     results = Results((by_host[h.name] for h in hosts), title=title)
     if raise_on_failure and results.failed:
         raise hosts_failed(results)
