@@ -21,6 +21,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 #: default command timeout in seconds; None waits forever
 COMMAND_TIMEOUT: float | None = 600.0
+#: run commands without stdin or streaming over one long-running shell per connection;
+#: set CLUSTERBOOK_PERSISTENT_SHELL=0 to open a channel per command instead
+PERSISTENT_SHELL = os.environ.get("CLUSTERBOOK_PERSISTENT_SHELL", "1") != "0"
 _print_lock = threading.Lock()
 
 
@@ -190,6 +194,7 @@ class Connection:
         self._client: paramiko.SSHClient | None = None
         self._lock = threading.Lock()
         self._sftp: paramiko.SFTPClient | None = None
+        self._sessions: dict[bool, _ShellSession] = {}
 
     def __repr__(self) -> str:
         state = "open" if self.is_active() else "closed"
@@ -323,6 +328,9 @@ class Connection:
             return transport
 
     def _close_client(self) -> None:
+        for session in self._sessions.values():
+            session.channel = None
+        self._sessions = {}
         if self._sftp is not None:
             with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
                 self._sftp.close()
@@ -387,6 +395,11 @@ class Connection:
         wire_command = self.wrap(command, become, user)
         self.log.debug("run: %s", command)
         started = time.monotonic()
+        use_become = self.target.become if become is None else become
+        if PERSISTENT_SHELL and stdin is None and not stream and user is None:
+            result = self._run_in_session(command, use_become, timeout, started)
+            if result is not None:
+                return result
         channel = self._open_channel()
         out_chunks: list[bytes] = []
         err_chunks: list[bytes] = []
@@ -455,6 +468,49 @@ class Connection:
         self.log.debug("exit %d after %.1f ms", exit_code, duration * 1000)
         return result
 
+    def _run_in_session(
+        self, command: str, become: bool, timeout: float | None, started: float
+    ) -> CommandResult | None:
+        """Run over the persistent shell; None when it is busy (the caller opens a channel)."""
+        become = become and self.target.user != self.target.become_user
+        with self._lock:
+            session = self._sessions.get(become)
+            if session is None:
+                session = self._sessions[become] = _ShellSession(self, become)
+        if not session.lock.acquire(blocking=False):
+            return None
+        try:
+            exit_code, out, err = session.run(command, timeout)
+        except TimeoutError:
+            raise CommandTimeout(
+                f"command timed out after {timeout:g} s: {command}",
+                host=self.host.name,
+                hint="pass a larger timeout= or check why the command hangs",
+            ) from None
+        except _SessionEnded as exc:
+            raise HostUnreachable(
+                f"{exc} while running {command!r}",
+                host=self.host.name,
+                hint="for become, check that sudo works without a password (sudo -n true)",
+            ) from None
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            session.close()
+            raise HostUnreachable(
+                f"connection lost while running {command!r}: {exc}", host=self.host.name
+            ) from None
+        finally:
+            session.lock.release()
+        duration = time.monotonic() - started
+        self.log.debug("exit %d after %.1f ms (shell session)", exit_code, duration * 1000)
+        return CommandResult(
+            host=self.host.name,
+            command=mask(command),
+            exit_code=exit_code,
+            stdout=mask(out.decode("utf-8", "replace")),
+            stderr=mask(err.decode("utf-8", "replace")),
+            duration=duration,
+        )
+
     # Files
 
     def sftp(self) -> paramiko.SFTPClient:
@@ -512,6 +568,88 @@ class Connection:
             return base64.b64decode(result.stdout)
         with self.sftp().open(remote, "rb") as handle:
             return handle.read()
+
+
+class _ShellSession:
+    """A long-running shell on one channel that runs commands one after another.
+
+    Opening a channel and starting a command costs sshd a fork and the client several
+    packet round trips; writing one line to a shell that already runs costs neither, and
+    the root shell behind `sudo` starts once instead of once per command. Each command
+    runs as `( eval '<command>' ) </dev/null` in a subshell, so variables, `cd` and `exit`
+    do not leak into later commands, and its end is found by a random marker line followed
+    by the exit code on stdout and the same marker on stderr.
+    """
+
+    def __init__(self, connection: Connection, become: bool) -> None:
+        self.connection = connection
+        self.become = become
+        self.lock = threading.Lock()
+        self.channel: paramiko.Channel | None = None
+
+    def _start(self) -> paramiko.Channel:
+        channel = self.connection._open_channel()
+        if self.become:
+            target = self.connection.target
+            prompt = "-S -p ''" if self.connection.host.become_password else "-n"
+            command = f"sudo {prompt} -H -u {shlex.quote(target.become_user)} -- sh"
+        else:
+            command = 'exec "${SHELL:-/bin/sh}"'
+        channel.exec_command(command)
+        if self.become and self.connection.host.become_password:
+            channel.sendall(f"{reveal(self.connection.host.become_password)}\n".encode())
+        return channel
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+
+    def run(self, command: str, timeout: float | None) -> tuple[int, bytes, bytes]:
+        """Run one command; the caller holds `self.lock`."""
+        if self.channel is None or self.channel.closed or self.channel.exit_status_ready():
+            self.close()
+            self.channel = self._start()
+        channel = self.channel
+        marker = f"__clusterbook_{uuid.uuid4().hex}__"
+        script = (
+            f"( eval {shlex.quote(command)}\n) </dev/null; "
+            f"printf '\\n%s %d\\n' {marker} \"$?\"; printf '\\n%s\\n' {marker} >&2\n"
+        )
+        out_end = f"\n{marker} ".encode()
+        err_end = f"\n{marker}\n".encode()
+        out = bytearray()
+        err = bytearray()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        channel.sendall(script.encode())
+        while True:
+            while channel.recv_ready():
+                out += channel.recv(65536)
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            out_done = out_end in out and out.endswith(b"\n")
+            if out_done and err.endswith(err_end):
+                break
+            if channel.eof_received or channel.closed:
+                if channel.recv_ready() or channel.recv_stderr_ready():
+                    continue
+                self.close()
+                status = channel.exit_status if channel.exit_status_ready() else -1
+                raise _SessionEnded(
+                    f"shell session ended (exit status {status}): {bytes(err[-500:])!r}"
+                )
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self.close()
+                raise TimeoutError
+            select.select([channel], [], [], min(remaining or 1.0, 1.0))
+        index = out.rfind(out_end)
+        exit_code = int(out[index + len(out_end) :].strip() or b"-1")
+        return exit_code, bytes(out[:index]), bytes(err[: -len(err_end)])
+
+
+class _SessionEnded(Exception):
+    """The shell of a `_ShellSession` exited or its channel closed."""
 
 
 class _LinePrinter:

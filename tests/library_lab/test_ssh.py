@@ -180,3 +180,39 @@ def test_stopped_node_named_others_kept(lab: Cluster):
             wait_for_ssh(lab, STOPPABLE_NODE, attempts=90)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nlab start output: {started.stderr}") from None
+
+
+def test_shell_session_isolates_commands(lab: Cluster):
+    connection = ssh.get_connection(lab.inventory.hosts["cargyll"])
+    first = connection.run("cd /tmp; X=1; export Y=2; exit 3", become=False)
+    assert first.exit_code == 3
+    second = connection.run('pwd; echo "x=$X y=$Y"', become=False)
+    assert second.stdout == "/home/admin\nx= y=\n"
+
+
+def test_shell_session_output_framing(lab: Cluster):
+    connection = ssh.get_connection(lab.inventory.hosts["cargyll"])
+    no_newline = connection.run("printf 'a\\nb'; printf 'e' >&2", become=False)
+    assert no_newline.stdout == "a\nb"
+    assert no_newline.stderr == "e"
+    broken = connection.run("echo 'unbalanced", become=False)
+    assert broken.exit_code == 2
+    assert connection.run("echo still-alive", become=False).stdout == "still-alive\n"
+    reads_stdin = connection.run("cat; echo done", become=False)
+    assert reads_stdin.stdout == "done\n"
+
+
+def test_shell_session_recovers_after_timeout(lab: Cluster):
+    connection = ssh.get_connection(lab.inventory.hosts["cargyll"])
+    with pytest.raises(CommandTimeout):
+        connection.run("sleep 5", timeout=0.3)
+    assert connection.run("id -un").stdout == "root\n"
+
+
+def test_parallel_commands_on_one_connection(lab: Cluster):
+    from concurrent.futures import ThreadPoolExecutor
+
+    connection = ssh.get_connection(lab.inventory.hosts["cargyll"])
+    with ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(lambda i: connection.run(f"echo {i}").stdout, range(8)))
+    assert outputs == [f"{i}\n" for i in range(8)]
