@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from clusterbook import requirements
+from clusterbook import paths, requirements
 from clusterbook.errors import ClusterbookError
 from clusterbook.fanout import MAX_WORKERS, fan_out
 from clusterbook.inventory import Host, Inventory
@@ -86,7 +86,8 @@ class Cluster:
     ) -> Cluster:
         """Read an inventory file (or take a parsed `Inventory`) and apply `limit`."""
         if not isinstance(inventory, Inventory):
-            inventory = Inventory.load(inventory)
+            # nbmake runs a chapter from notebooks/, where "inventory/lab.yml" is not found
+            inventory = Inventory.load(paths.resolve(inventory))
         return cls(inventory, limit=limit, check=check)
 
     def __repr__(self) -> str:
