@@ -86,3 +86,23 @@ def test_line_printer_prefixes_host(capsys: pytest.CaptureFixture):
     printer.feed(b"oops", "err")
     printer.flush()
     assert capsys.readouterr().out == "n1 | one\nn1 | two\nn1 ! oops\n"
+
+
+def test_jump_host_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from clusterbook.ssh import _jump_host
+
+    monkeypatch.setenv("CLUSTERBOOK_SSH_CONFIG", str(tmp_path / "none"))
+    host = Host(
+        "n1",
+        vars={
+            "ansible_ssh_private_key_file": "/keys/id",
+            "ansible_ssh_common_args": "-o UserKnownHostsFile=/kh -J a@first,b@second:2222",
+        },
+    )
+    jump = _jump_host(resolve_target(host).proxy_jump, resolve_target(host))
+    assert jump.name == "second"
+    assert jump.user == "b"
+    assert jump.port == 2222
+    assert jump.private_key_file == "/keys/id"
+    assert jump.known_hosts_files == ["/kh"]
+    assert jump.ssh_options["proxyjump"] == "a@first"

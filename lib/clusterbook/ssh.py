@@ -167,18 +167,25 @@ def resolve_target(host: Host) -> Target:
 
 
 def _jump_host(spec: str, via: Target) -> Host:
-    """A `Host` for a ProxyJump spec `[user@]host[:port]`, using the target's known_hosts."""
-    user, _, rest = spec.rpartition("@")
+    """A `Host` for the last hop of a ProxyJump spec `[user@]host[:port][,...]`.
+
+    Earlier hops become that host's own ProxyJump, as in OpenSSH. The jump host is checked
+    against the target's known_hosts file and host key policy. Without an IdentityFile for
+    it in ~/.ssh/config it uses the target's key.
+    """
+    *earlier, last = [hop.strip() for hop in spec.split(",") if hop.strip()]
+    user, _, rest = last.rpartition("@")
     address, _, port = rest.partition(":")
-    variables: dict[str, Any] = {
-        "ansible_ssh_common_args": " ".join(
-            f"-o UserKnownHostsFile={shlex.quote(k)}" for k in via.known_hosts[:1]
-        ),
-    }
+    args = [f"-o UserKnownHostsFile={shlex.quote(k)}" for k in via.known_hosts[:1]]
+    if earlier:
+        args.append(f"-J {shlex.quote(','.join(earlier))}")
+    variables: dict[str, Any] = {"ansible_ssh_common_args": " ".join(args)}
     if user:
         variables["ansible_user"] = user
     if port:
         variables["ansible_port"] = int(port)
+    if via.key_files and not _ssh_config().lookup(address).get("identityfile"):
+        variables["ansible_ssh_private_key_file"] = via.key_files[0]
     if via.policy == "trust_on_first_use":
         variables["clusterbook_host_key_policy"] = "trust_on_first_use"
     return Host(name=address, vars=variables)
@@ -210,7 +217,7 @@ class Connection:
     def _open_socket(self) -> Any:
         target = self.target
         if target.proxy_jump:
-            jump = get_connection(_jump_host(target.proxy_jump.split(",")[-1], target))
+            jump = get_connection(_jump_host(target.proxy_jump, target))
             transport = jump.transport()
             try:
                 return transport.open_channel(

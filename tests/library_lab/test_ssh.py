@@ -216,3 +216,20 @@ def test_parallel_commands_on_one_connection(lab: Cluster):
     with ThreadPoolExecutor(4) as pool:
         outputs = list(pool.map(lambda i: connection.run(f"echo {i}").stdout, range(8)))
     assert outputs == [f"{i}\n" for i in range(8)]
+
+
+def test_proxy_jump_through_another_node(lab_inventory: Inventory):
+    host = lab_inventory.hosts["dalt"]
+    variables = dict(host.vars)
+    variables["ansible_ssh_common_args"] = (
+        host.vars["ansible_ssh_common_args"] + " -J admin@10.251.0.10"
+    )
+    jumped = Host("dalt", vars=variables)
+    target = ssh.resolve_target(jumped)
+    assert target.proxy_jump == "admin@10.251.0.10"
+    connection = ssh.Connection(jumped, target)
+    try:
+        result = connection.run("echo $SSH_CLIENT | cut -d' ' -f1", become=False)
+        assert result.stdout.strip() == "10.251.0.10"
+    finally:
+        connection.close()
