@@ -7,12 +7,13 @@ in a file, started as a transient systemd unit and removed after the tests.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import NodeShell, fetch_backend_states, run_chapter
+from .conftest import REPO, NodeShell, fetch_backend_states, run_chapter
 
 pytestmark = pytest.mark.lab
 
@@ -201,3 +202,31 @@ def test_papermill_with_limit_from_repo_root(tmp_path, stand_ins, stats_canary, 
     for node in control_plane:
         assert f"| allyrion | {node.name} |" in text, f"backend table lacks {node.name}"
     assert stats_canary not in text
+
+
+def test_clusterbook_run_keeps_secret_out_of_runs(tmp_path, stand_ins, stats_canary, balancer):
+    runs = tmp_path / "runs"
+    proc = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "clusterbook"),
+            "run",
+            "006",
+            "--runs",
+            str(runs),
+            "-p",
+            "stats_password",
+            stats_canary,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, f"clusterbook run 006 exited {proc.returncode}\n{proc.stderr}"
+    uses_canary = balancer.run(f"sudo grep -q -- '{stats_canary}' /etc/haproxy/haproxy.cfg")
+    assert uses_canary.returncode == 0, "the -p stats_password value did not reach haproxy.cfg"
+    files = [path for path in runs.rglob("*") if path.is_file()]
+    assert files, "clusterbook run wrote no run record"
+    for path in files:
+        assert stats_canary not in path.read_text(errors="replace"), f"canary in {path}"
+    assert stats_canary not in proc.stdout + proc.stderr
