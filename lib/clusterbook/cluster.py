@@ -101,12 +101,12 @@ class Cluster:
         return HostGroup(self, self.hosts, name="all")
 
     def group(self, name: str) -> HostGroup:
-        """The limited hosts of an inventory group; raises `InventoryError` for an unknown group."""
+        """Return the limited hosts of an inventory group (`InventoryError` for an unknown one)."""
         members = {h.name for h in self.inventory.group_hosts(name)}
         return HostGroup(self, [h for h in self.hosts if h.name in members], name=name)
 
     def select(self, pattern: str) -> HostGroup:
-        """The limited hosts matching an Ansible host pattern."""
+        """Return the limited hosts matching an Ansible host pattern."""
         members = {h.name for h in self.inventory.select(pattern)}
         return HostGroup(self, [h for h in self.hosts if h.name in members], name=pattern)
 
@@ -171,7 +171,7 @@ class Cluster:
                 queue.append(service)
 
     def _note_started(self, host: str, service: str) -> None:
-        """A service started from stopped needs no queued restart in this step."""
+        """Drop the queued restart of a service that this step started from stopped."""
         with self._handlers_lock:
             self._started_in_step.add((host, service))
 
@@ -292,7 +292,7 @@ class HostGroup(Sequence[Host]):
         """Run a shell command on every host.
 
         A command with `changes=True` is skipped in check mode (and on hosts that lack a
-        capability the current `requires` block asks for); a read-only command always runs.
+        capability the current `requires` block names); a read-only command always runs.
         Its status is `changed` when it changes things and succeeded, `ok` otherwise, and
         `failed` for a non-zero exit code (with `check_exit=False`, a non-zero exit code
         is reported as `ok` and does not raise).

@@ -1,9 +1,9 @@
 """Kubernetes from a notebook: kubeconfig over SSH, server-side apply, rollout waits.
 
 `fetch_kubeconfig` reads kubeadm's /etc/kubernetes/admin.conf from a control-plane node
-and points it at the load-balanced API endpoint; `client` builds an `ApiClient` of the
-official `kubernetes` package from it; `apply` sends every document of a multi-document
-manifest as a server-side apply through the dynamic client; `wait_for_rollout` polls a
+and points it at the load-balanced API endpoint. `client` builds an `ApiClient` of the
+official `kubernetes` package from it. `apply` sends every document of a multi-document
+manifest as a server-side apply through the dynamic client. `wait_for_rollout` polls a
 Deployment, StatefulSet or DaemonSet until its rollout is complete.
 """
 
@@ -56,7 +56,7 @@ class Kubeconfig:
         return clusters[0]["cluster"]["server"] if clusters else ""
 
     def masked(self) -> dict[str, Any]:
-        """A copy with every credential replaced by ********, safe to display."""
+        """Return a copy with every credential replaced by ********, safe to display."""
         data = copy.deepcopy(self.data)
         for user in data.get("users") or []:
             for field_name in _SECRET_USER_FIELDS:
@@ -171,7 +171,7 @@ def apply(
 
     `force_conflicts=True` takes over fields another manager owns; without it, a conflict
     raises `KubernetesError` naming the object and the server's message. `dry_run=True`
-    asks the server to validate and compute the result without storing it (check mode).
+    makes the server to validate and compute the result without storing it (check mode).
     """
     from kubernetes.dynamic import DynamicClient
     from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
@@ -226,7 +226,7 @@ def apply(
 
 
 def rollout_complete(kind: str, obj: dict[str, Any]) -> tuple[bool, str]:
-    """Whether a workload's rollout finished, and a short description of its status."""
+    """Return whether a workload's rollout finished, and a short description of its status."""
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}

@@ -27,7 +27,7 @@ CELL_LIMIT = 300
 
 @dataclass
 class HostResult:
-    """What happened on one host: status, command output, diff and a short message."""
+    """Outcome on one host: status, command output, diff and a short message."""
 
     host: str
     status: str = "ok"
@@ -66,7 +66,7 @@ class HostResult:
         return self.status == "changed"
 
     def summary(self) -> str:
-        """One line for a table cell: the message, else the first lines of output."""
+        """Return the text of a table cell: the message, else the start of the output."""
         if self.message:
             return self.message
         text = self.stdout.strip() or self.stderr.strip()
@@ -227,7 +227,7 @@ class Results(Mapping[str, HostResult]):
 
 
 class HostValues(dict):
-    """A dict host -> value (facts, HTTP answers) that renders as a two-column table."""
+    """A dict host -> value (facts, HTTP responses) that renders as a two-column table."""
 
     def __init__(self, values: Mapping[str, Any], *, title: str = "") -> None:
         super().__init__(values)

@@ -5,8 +5,8 @@ reuse it: a command on a warm connection costs one channel open, not a handshake
 socket is opened here with `TCP_NODELAY`, because Nagle's algorithm plus delayed ACKs
 otherwise adds about 40 ms to every short command. Host keys come from the known_hosts
 files the inventory names (`-o UserKnownHostsFile=...`), else ~/.ssh/config, else
-~/.ssh/known_hosts; an unknown key is rejected unless the inventory selects trust on first
-use, and a changed key is always rejected.
+~/.ssh/known_hosts. An unknown key is rejected unless the inventory selects trust on first
+use. A changed key is always rejected.
 """
 
 from __future__ import annotations
@@ -67,8 +67,10 @@ class _HostLog(logging.LoggerAdapter):
 
 
 class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
-    """Accept an unknown key and append it to the known_hosts file; paramiko itself
-    rejects a key that differs from a recorded one before this policy is asked."""
+    """Accept an unknown key and append it to the known_hosts file.
+
+    paramiko rejects a key that differs from a recorded one before it calls this policy.
+    """
 
     def __init__(self, known_hosts: str | None, log_: logging.LoggerAdapter) -> None:
         self.known_hosts = known_hosts
@@ -167,7 +169,7 @@ def resolve_target(host: Host) -> Target:
 
 
 def _jump_host(spec: str, via: Target) -> Host:
-    """A `Host` for the last hop of a ProxyJump spec `[user@]host[:port][,...]`.
+    """Build a `Host` for the last hop of a ProxyJump spec `[user@]host[:port][,...]`.
 
     Earlier hops become that host's own ProxyJump, as in OpenSSH. The jump host is checked
     against the target's known_hosts file and host key policy. Without an IdentityFile for
@@ -323,7 +325,7 @@ class Connection:
         return client
 
     def transport(self) -> paramiko.Transport:
-        """The live transport, connecting or reconnecting first when needed."""
+        """Return the live transport, connecting or reconnecting first when needed."""
         with self._lock:
             if not self.is_active():
                 if self._client is not None:
@@ -355,8 +357,8 @@ class Connection:
     def wrap(self, command: str, become: bool | None = None, user: str | None = None) -> str:
         """The command line actually sent: through sudo when become applies.
 
-        Without `ansible_become_password` sudo runs with `-n`, so a sudo that asks for a
-        password fails at once instead of hanging; with it, `-S` reads the password from
+        Without `ansible_become_password` sudo runs with `-n`, so a sudo that needs a
+        password fails at once instead of hanging. With it, `-S` reads the password from
         the first line of standard input.
         """
         use_become = self.target.become if become is None else become
@@ -581,7 +583,7 @@ class _ShellSession:
     """A long-running shell on one channel that runs commands one after another.
 
     Opening a channel and starting a command costs sshd a fork and the client several
-    packet round trips; writing one line to a shell that already runs costs neither, and
+    packet round trips. Writing one line to a shell that already runs costs neither, and
     the root shell behind `sudo` starts once instead of once per command. Each command
     runs as `( eval '<command>' ) </dev/null` in a subshell, so variables, `cd` and `exit`
     do not leak into later commands, and its end is found by a random marker line followed
@@ -613,7 +615,7 @@ class _ShellSession:
             self.channel = None
 
     def run(self, command: str, timeout: float | None) -> tuple[int, bytes, bytes]:
-        """Run one command; the caller holds `self.lock`."""
+        """Run one command. The caller must have acquired `self.lock`."""
         if self.channel is None or self.channel.closed or self.channel.exit_status_ready():
             self.close()
             self.channel = self._start()
@@ -693,9 +695,9 @@ _pool_lock = threading.Lock()
 
 
 def get_connection(host: Host, *, slot: int = 0) -> Connection:
-    """The pooled connection for a host, created (not yet opened) on first use.
+    """Return the pooled connection for a host, created (not yet opened) on first use.
 
-    `slot` > 0 asks for an extra, separate connection to the same host (benchmarks use
+    `slot` > 0 requests an extra, separate connection to the same host (benchmarks use
     it to simulate more hosts than the lab has).
     """
     target = resolve_target(host)

@@ -1,7 +1,7 @@
 """Checks that read like sentences: `group.verify.service_running("haproxy")`.
 
 Each check runs on every host (also in check mode, since it only reads) and raises one
-`VerificationFailed` after all hosts answered, naming each failing host with the command,
+`VerificationFailed` after all hosts returned, naming each failing host with the command,
 the expected and the actual value. A passing check returns the `Results`.
 """
 
@@ -116,7 +116,7 @@ class Verify:
         return results
 
     def service_running(self, name: str) -> Results:
-        """The systemd unit is active."""
+        """Check that the systemd unit is active."""
         return self.command(
             f"systemctl is-active {shlex.quote(name)}",
             stdout="active",
@@ -125,7 +125,7 @@ class Verify:
         )
 
     def service_enabled(self, name: str) -> Results:
-        """The systemd unit is enabled."""
+        """Check that the systemd unit is enabled."""
         return self.command(
             f"systemctl is-enabled {shlex.quote(name)}",
             stdout="enabled",
@@ -143,7 +143,7 @@ class Verify:
         )
 
     def file_contains(self, path: str, text: str) -> Results:
-        """The file exists and contains `text`."""
+        """Check that the file exists and contains `text`."""
         return self.command(
             f"grep -qF -- {shlex.quote(text)} {shlex.quote(path)} && echo found || echo missing",
             stdout="found",
@@ -160,7 +160,7 @@ class Verify:
         )
 
     def package_installed(self, name: str) -> Results:
-        """The Debian package is installed."""
+        """Check that the Debian package is installed."""
         return self.command(
             f"dpkg-query -W -f='${{db:Status-Status}}' {shlex.quote(name)} 2>/dev/null "
             "|| echo not-installed",

@@ -2,7 +2,7 @@
 
 `group.facts.os_release` (and the other properties) returns a `HostValues` mapping host
 name to value, which renders as a table. The basic facts come from one shell script per
-host; `cluster.refresh_facts()` forgets them.
+host; `cluster.refresh_facts()` clears the cache.
 """
 
 from __future__ import annotations

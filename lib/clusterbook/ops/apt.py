@@ -1,7 +1,7 @@
 """Debian packages: present, absent, held, and apt repositories with their signing key.
 
-Each package operation is one shell script: it asks dpkg which packages differ from the
-request, prints them, and (outside check mode) installs or removes exactly those.
+Each package operation is one shell script. It queries dpkg for the packages that differ
+from the request, prints them, and (outside check mode) installs or removes exactly those.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def sources_text(
     key_path: str,
     architectures: str | list[str] | None,
 ) -> str:
-    """A deb822 `.sources` stanza."""
+    """Build a deb822 `.sources` stanza."""
 
     def join(value: str | list[str]) -> str:
         return value if isinstance(value, str) else " ".join(value)

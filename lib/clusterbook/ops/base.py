@@ -30,7 +30,7 @@ DIFF_LIMIT = 512 * 1024
 
 @dataclass
 class OpContext:
-    """What an operation needs for one host: its connection, check mode and the cluster."""
+    """Per-host context of an operation: host, connection, check mode and the cluster."""
 
     host: Host
     connection: Connection
@@ -84,7 +84,7 @@ class OpContext:
     def result(self, status: str, message: str = "", **kwargs: Any) -> HostResult:
         """Build this host's result from a present-tense message ("create /etc/x; start y").
 
-        In check mode the message says it is a prediction ("would create ..."); otherwise
+        In check mode the message marks it as a prediction ("would create ..."); otherwise
         each part is put in the past tense ("created ...").
         """
         if status == "changed" and message and not self.check:
@@ -216,7 +216,7 @@ def attribute_changes(
 
 
 def make_diff(path: str, old: bytes | None, new: bytes | None) -> str:
-    """A unified diff between two versions of a file (masked, text files only)."""
+    """Build a unified diff between two versions of a file (masked, text files only)."""
     if old is not None and new is not None and old == new:
         return ""
     try:
