@@ -27,10 +27,10 @@ def write_chapter(path: Path, parameters: str, *cells: str, title: str | None = 
 #: lines every test chapter declares, like the real chapters do
 COMMON_PARAMETERS = 'inventory = "inventory/lab.yml"\nlimit = None\ncheck = False\n'
 
-#: a cell that appends operation results the way the library does under `clusterbook run`
+#: a cell that records operation results and a secret source as the library does
 RECORD_RESULTS = """\
-import json, os
-with open(os.environ["CLUSTERBOOK_RUN_RECORD"], "a") as record:
-    for host, status in [("allyrion", "changed"), ("bettley", "ok"), ("fenn", "ok")]:
-        record.write(json.dumps({"kind": "result", "host": host, "status": status}) + "\\n")
+from clusterbook import runrecord
+for host, status in [("allyrion", "changed"), ("bettley", "ok"), ("fenn", "ok")]:
+    runrecord.result("apt.present", host, status, step="Install")
+runrecord.secret_source("file:/nonexistent/recorded-secret")
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from chapter_factory import COMMON_PARAMETERS, RECORD_RESULTS, write_chapter
-from clusterbook import chapters, parameters, runner
+from clusterbook import chapters, parameters, runner, runrecord
 
 SECRET_VALUE = "canary-Secret-4f9d"
 INVENTORY = """\
@@ -213,6 +213,7 @@ def test_secret_sources_recorded(failed_run):
     sources = runner.load_record(failure.run_dir)["secret_sources"]
     assert "env:CLUSTERBOOK_TEST_UNSET" in sources
     assert "env:CLUSTERBOOK_SECRET_STATS_PASSWORD" in sources
+    assert "file:/nonexistent/recorded-secret" in sources
 
 
 def test_unknown_parameter_rejected(tmp_path):
@@ -399,3 +400,32 @@ def test_cell_timeout_names_cell(tmp_path):
         runner.start([], settings_for(tmp_path, execution_timeout=2))
     assert failure.value.error["ename"] == "CellTimeoutError"
     assert failure.value.error["cell_index"] == 2
+
+
+def test_runrecord_silent_outside_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv(runrecord.RUN_RECORD_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    runrecord.result("apt.present", "allyrion", "changed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_runrecord_lines_hold_no_values(tmp_path, monkeypatch):
+    record = tmp_path / "006.jsonl"
+    monkeypatch.setenv(runrecord.RUN_RECORD_ENV, str(record))
+    monkeypatch.setenv(runrecord.CHAPTER_ENV, "006_load_balancer")
+    runrecord.result("file.content", "allyrion", "changed", step="Configure HAProxy")
+    runrecord.secret_source("env:CLUSTERBOOK_HAPROXY_STATS_PASSWORD")
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert lines[0] == {
+        "chapter": "006_load_balancer",
+        "kind": "result",
+        "operation": "file.content",
+        "host": "allyrion",
+        "status": "changed",
+        "step": "Configure HAProxy",
+    }
+    assert lines[1] == {
+        "chapter": "006_load_balancer",
+        "kind": "secret",
+        "source": "env:CLUSTERBOOK_HAPROXY_STATS_PASSWORD",
+    }

@@ -30,15 +30,13 @@ import yaml
 from papermill.exceptions import PapermillExecutionError
 
 from clusterbook import chapters as chapter_index
-from clusterbook import leaks, parameters
+from clusterbook import leaks, parameters, runrecord
 from clusterbook.errors import ClusterbookError
 from clusterbook.paths import resolve as resolve_path
 
 RUN_FILE = "run.json"
-#: environment variable naming the JSON-lines file the library appends operation results to
-RUN_RECORD_ENV = "CLUSTERBOOK_RUN_RECORD"
-#: environment variable naming the chapter that runs, e.g. `006_load_balancer`
-CHAPTER_ENV = "CLUSTERBOOK_CHAPTER"
+RUN_RECORD_ENV = runrecord.RUN_RECORD_ENV
+CHAPTER_ENV = runrecord.CHAPTER_ENV
 #: environment variable naming the run, e.g. `20261204T210512Z`
 RUN_ID_ENV = "CLUSTERBOOK_RUN_ID"
 
