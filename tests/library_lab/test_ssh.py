@@ -155,33 +155,6 @@ def test_secret_never_in_output(
     assert "********" in caplog.text
 
 
-def test_stopped_node_named_others_kept(lab: Cluster):
-    """Stop `dalt` (the only node tests may stop), run on all nodes, start it again."""
-    stopped = clusterbook_cli("lab", "stop", STOPPABLE_NODE)
-    assert stopped.returncode == 0, f"lab stop failed: {stopped.stdout}\n{stopped.stderr}"
-    try:
-        ssh.get_connection(lab.inventory.hosts[STOPPABLE_NODE]).close()
-        with pytest.raises(HostsFailed) as info:
-            lab.all.run("hostname")
-        error = info.value
-        assert list(error.failed) == [STOPPABLE_NODE]
-        assert isinstance(error.results[STOPPABLE_NODE].error, HostUnreachable)
-        # "No route to host" or a connect timeout, depending on the ARP cache state.
-        assert f"{STOPPABLE_NODE}: c" in str(error)
-        assert "10.251.0.13:22" in str(error)
-        others = [h.name for h in lab.hosts if h.name != STOPPABLE_NODE]
-        for name in others:
-            assert error.results[name].stdout.strip() == name
-    finally:
-        # `lab start` may give up waiting for sshd before a slow boot finishes, so the
-        # node counts as back once it answers over SSH.
-        started = clusterbook_cli("lab", "start", STOPPABLE_NODE)
-        try:
-            wait_for_ssh(lab, STOPPABLE_NODE, attempts=90)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\nlab start output: {started.stderr}") from None
-
-
 def test_shell_session_isolates_commands(lab: Cluster):
     connection = ssh.get_connection(lab.inventory.hosts["cargyll"])
     first = connection.run("cd /tmp; X=1; export Y=2; exit 3", become=False)
@@ -233,3 +206,37 @@ def test_proxy_jump_through_another_node(lab_inventory: Inventory):
         assert result.stdout.strip() == "10.251.0.10"
     finally:
         connection.close()
+
+
+# Runs last in this file because it restarts a node.
+def test_stopped_node_named_others_kept(lab: Cluster):
+    """Stop `dalt` (the only node tests may stop), run on all nodes, start it again."""
+    stopped = clusterbook_cli("lab", "stop", STOPPABLE_NODE)
+    assert stopped.returncode == 0, f"lab stop failed: {stopped.stdout}\n{stopped.stderr}"
+    try:
+        ssh.get_connection(lab.inventory.hosts[STOPPABLE_NODE]).close()
+        with pytest.raises(HostsFailed) as info:
+            lab.all.run("hostname")
+        error = info.value
+        assert list(error.failed) == [STOPPABLE_NODE]
+        assert isinstance(error.results[STOPPABLE_NODE].error, HostUnreachable)
+        # "No route to host" or a connect timeout, depending on the ARP cache state.
+        assert f"{STOPPABLE_NODE}: c" in str(error)
+        assert "10.251.0.13:22" in str(error)
+        others = [h.name for h in lab.hosts if h.name != STOPPABLE_NODE]
+        for name in others:
+            assert error.results[name].stdout.strip() == name
+    finally:
+        # `lab start` may give up waiting for sshd before a slow boot finishes, so the
+        # node counts as back once it answers over SSH.
+        started = clusterbook_cli("lab", "start", STOPPABLE_NODE)
+        try:
+            wait_for_ssh(lab, STOPPABLE_NODE, attempts=90)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlab start output: {started.stderr}") from None
+        # The node comes back with a new MAC address, so the other nodes forget the old one
+        # instead of waiting for their neighbour entries to fail.
+        lab.select(f"all:!{STOPPABLE_NODE}").run(
+            f"ip neigh del {lab.inventory.hosts[STOPPABLE_NODE].address} dev eth0 || true",
+            become=True,
+        )
