@@ -252,6 +252,11 @@ class Connection:
                 hint="check that the host is up and sshd is running",
             ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Notice a peer that vanished without closing (powered off) within about 30 s.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (("TCP_KEEPIDLE", 15), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
         return sock
 
     def _connect(self) -> paramiko.SSHClient:
@@ -489,7 +494,16 @@ class Connection:
         if not session.lock.acquire(blocking=False):
             return None
         try:
-            exit_code, out, err = session.run(command, timeout)
+            try:
+                exit_code, out, err = session.run(command, timeout)
+            except (_SessionEnded, paramiko.SSHException, EOFError, OSError) as exc:
+                # A connection reset before any output (the node restarted since the last
+                # command) means the command never reached a live shell: retry it once.
+                if self.is_active() or getattr(exc, "received", True):
+                    raise
+                self.log.info("connection was reset (%s); reconnecting and retrying", exc)
+                session.close()
+                exit_code, out, err = session.run(command, timeout)
         except TimeoutError:
             raise CommandTimeout(
                 f"command timed out after {timeout:g} s: {command}",
@@ -630,7 +644,11 @@ class _ShellSession:
         out = bytearray()
         err = bytearray()
         deadline = None if timeout is None else time.monotonic() + timeout
-        channel.sendall(script.encode())
+        try:
+            channel.sendall(script.encode())
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            exc.received = False  # type: ignore[attr-defined]
+            raise
         while True:
             while channel.recv_ready():
                 out += channel.recv(65536)
@@ -644,9 +662,11 @@ class _ShellSession:
                     continue
                 self.close()
                 status = channel.exit_status if channel.exit_status_ready() else -1
-                raise _SessionEnded(
+                ended = _SessionEnded(
                     f"shell session ended (exit status {status}): {bytes(err[-500:])!r}"
                 )
+                ended.received = bool(out or err)
+                raise ended
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 self.close()
@@ -659,6 +679,9 @@ class _ShellSession:
 
 class _SessionEnded(Exception):
     """The shell of a `_ShellSession` exited or its channel closed."""
+
+    #: whether any output of the command arrived before the end
+    received: bool = True
 
 
 class _LinePrinter:

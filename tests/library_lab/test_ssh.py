@@ -208,6 +208,24 @@ def test_proxy_jump_through_another_node(lab_inventory: Inventory):
         connection.close()
 
 
+def test_reconnect_after_server_side_close(lab: Cluster):
+    """Kill the sshd process behind a pooled connection; the next command reconnects."""
+    host = lab.inventory.hosts["cargyll"]
+    connection = ssh.get_connection(host)
+    assert connection.run("true").exit_code == 0
+    local_port = connection.transport().sock.getsockname()[1]
+    helper = ssh.get_connection(host, slot=1)
+    # The sshd processes that serve our TCP connection (pre-auth parent and session child).
+    pids = helper.run(
+        f"ss -tnpH state established '( sport = :22 and dport = :{local_port} )' "
+        "| grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u"
+    ).stdout.split()
+    assert pids, "no sshd process found for the pooled connection"
+    helper.run(f"kill -9 {' '.join(pids)}")
+    assert connection.run("hostname").stdout == "cargyll\n"
+    helper.close()
+
+
 # Runs last in this file because it restarts a node.
 def test_stopped_node_named_others_kept(lab: Cluster):
     """Stop `dalt` (the only node tests may stop), run on all nodes, start it again."""
