@@ -113,3 +113,12 @@ def test_diff_masked(secret: Secret):
 def test_short_values_not_registered():
     Secret("ab")
     assert mask("a b ab cab") == "a b ab cab"
+
+
+def test_secret_file_inside_repository_rejected(tmp_path):
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    secret_file = tmp_path / "repo" / "vault" / "token"
+    secret_file.parent.mkdir()
+    secret_file.write_text("committed-by-mistake\n")
+    with pytest.raises(SecretError, match="inside the git work tree"):
+        Secret.from_file(secret_file)

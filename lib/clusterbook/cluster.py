@@ -239,6 +239,13 @@ class Cluster:
         return list(dict.fromkeys(missing))
 
 
+def _log_changes(results: Results) -> None:
+    """Log every change (or predicted change) per host, for batch runs without a display."""
+    for result in results.rows:
+        if result.status == "changed":
+            log.info("[%s] %s: %s", result.host, result.operation, result.message or "changed")
+
+
 class HostGroup(Sequence[Host]):
     """Some hosts of a cluster; runs commands and operations on all of them in parallel."""
 
@@ -340,8 +347,10 @@ class HostGroup(Sequence[Host]):
             partial = getattr(exc, "results", None)
             if isinstance(partial, Results):
                 self.cluster._record(partial)
+                _log_changes(partial)
             raise
         self.cluster._record(results)
+        _log_changes(results)
         return results
 
     def apply(self, title: str, operation, *args: Any, **kwargs: Any) -> Results:

@@ -122,6 +122,13 @@ class Secret:
     def from_file(cls, path: str | os.PathLike) -> Secret:
         """Read a secret from a file (trailing newline removed)."""
         file = Path(path).expanduser()
+        work_tree = _git_work_tree(file)
+        if work_tree is not None:
+            raise SecretError(
+                f"secret file {file} is inside the git work tree {work_tree}",
+                hint="keep secrets outside the repository (e.g. ~/.config/clusterbook/), "
+                "so they cannot be committed",
+            )
         try:
             value = file.read_text(encoding="utf-8").rstrip("\r\n")
         except FileNotFoundError:
@@ -147,6 +154,14 @@ class Secret:
         raise SecretError(
             "invalid secret reference (its value is not shown): expected env:NAME or file:/path",
         )
+
+
+def _git_work_tree(path: Path) -> Path | None:
+    """Return the git work tree that contains `path`, if any."""
+    for folder in path.resolve().parents:
+        if (folder / ".git").exists():
+            return folder
+    return None
 
 
 def reveal(value: object) -> object:
