@@ -8,6 +8,7 @@ default route is not routed onward by this host.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -51,21 +52,9 @@ def create_node_network(config: LabConfig, node: NodeSpec) -> None:
     """Give `node` a fresh namespace wired to the bridge, replacing any leftover."""
     remove_node_network(node)
     run(["ip", "netns", "add", node.netns])
-    run(
-        [
-            "ip",
-            "link",
-            "add",
-            node.veth,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            node.netns,
-        ]
-    )
+    veth = ["ip", "link", "add", node.veth, "type", "veth"]
+    peer = ["peer", "name", "eth0", "address", node_mac(config, node), "netns", node.netns]
+    run(veth + peer)
     _write_sysctl(f"net/ipv6/conf/{node.veth}/disable_ipv6", "1")
     run(["ip", "link", "set", node.veth, "master", config.bridge, "up"])
     ns = ["ip", "-n", node.netns]
@@ -80,6 +69,13 @@ def forget_neighbour(config: LabConfig, node: NodeSpec) -> None:
     powered off leaves a FAILED entry, and the host may not retry it for many
     seconds after the node is back with a new MAC address."""
     run(["ip", "neigh", "flush", "to", node.address, "dev", config.bridge], check=False)
+
+
+def node_mac(config: LabConfig, node: NodeSpec) -> str:
+    """Return a stable, locally administered MAC address for the node's eth0, so
+    a node that is powered off and on keeps it and no neighbour cache goes stale."""
+    digest = hashlib.sha256(f"{config.bridge}/{node.name}".encode()).digest()
+    return "02:cb:" + ":".join(f"{b:02x}" for b in digest[:4])
 
 
 def remove_node_network(node: NodeSpec) -> None:
