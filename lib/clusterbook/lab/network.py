@@ -65,10 +65,13 @@ def create_node_network(config: LabConfig, node: NodeSpec) -> None:
 
 
 def forget_neighbour(config: LabConfig, node: NodeSpec) -> None:
-    """Drop this host's ARP entry for the node. A node that was probed while
-    powered off leaves a FAILED entry, and the host may not retry it for many
-    seconds after the node is back with a new MAC address."""
+    """Drop the ARP entries for the node on this host and on the other nodes.
+    A node that was probed while powered off leaves a FAILED entry, which the
+    host may not retry for many seconds after the node is back."""
     run(["ip", "neigh", "flush", "to", node.address, "dev", config.bridge], check=False)
+    for other in config.nodes:
+        if other.name != node.name and netns_exists(other.netns):
+            run(["ip", "-n", other.netns, "neigh", "flush", "to", node.address], check=False)
 
 
 def node_mac(config: LabConfig, node: NodeSpec) -> str:
