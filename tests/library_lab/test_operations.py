@@ -35,11 +35,11 @@ TEST_KEY = (
 )
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClusterbookTestKeyOnly000000000000000 cbtest"
 
-# Snapshot of what check mode must not touch: every regular file under /etc (by hash)
-# and the installed packages. /etc/.pwd.lock is sometimes rewritten by the `id` probes.
+# Snapshot of what check mode must not touch: the content of every regular file under /etc,
+# the type, link target, mode and owner of everything there, and the installed packages.
 SNAPSHOT = (
-    "find /etc -xdev -type f ! -name .pwd.lock -print0 | sort -z | xargs -0 sha256sum; "
-    "find /etc -xdev \\( -type l -o -type d \\) -printf '%p %l %m %u\\n' | sort; "
+    "find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum; "
+    "find /etc -xdev -printf '%p %y %l %m %u %g\\n' | sort; "
     "dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n'; "
     "getent passwd cbtestuser; getent group cbtestgrp; hostname"
 )
