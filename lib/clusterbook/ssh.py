@@ -110,6 +110,7 @@ class Target:
     known_hosts: tuple[str, ...]
     policy: str
     proxy_jump: str | None
+    proxy_command: str | None
     become: bool
     become_user: str
     connect_timeout: float
@@ -150,6 +151,13 @@ def resolve_target(host: Host) -> Target:
         if "stricthostkeychecking" not in options and strict in ("accept-new", "no"):
             policy = "trust_on_first_use"
     proxy_jump = options.get("proxyjump") or config.get("proxyjump")
+    proxy_command = options.get("proxycommand")
+    if proxy_command:
+        proxy_command = (
+            proxy_command.replace("%h", hostname).replace("%p", str(port)).replace("%r", user)
+        )
+    else:
+        proxy_command = config.get("proxycommand")  # paramiko expands %h/%p/%r itself
     timeout = float(
         options.get("connecttimeout") or config.get("connecttimeout") or CONNECT_TIMEOUT
     )
@@ -162,6 +170,7 @@ def resolve_target(host: Host) -> Target:
         known_hosts=known_hosts,
         policy=policy,
         proxy_jump=proxy_jump if proxy_jump and proxy_jump.lower() != "none" else None,
+        proxy_command=proxy_command if proxy_command and proxy_command.lower() != "none" else None,
         become=host.become,
         become_user=host.become_user,
         connect_timeout=timeout,
@@ -218,6 +227,14 @@ class Connection:
 
     def _open_socket(self) -> Any:
         target = self.target
+        if target.proxy_command and not target.proxy_jump:
+            try:
+                return paramiko.ProxyCommand(target.proxy_command)
+            except (paramiko.SSHException, OSError) as exc:
+                raise HostUnreachable(
+                    f"ProxyCommand {target.proxy_command!r} failed to start: {exc}",
+                    host=self.host.name,
+                ) from None
         if target.proxy_jump:
             jump = get_connection(_jump_host(target.proxy_jump, target))
             transport = jump.transport()

@@ -226,6 +226,27 @@ def test_reconnect_after_server_side_close(lab: Cluster):
     helper.close()
 
 
+def test_proxy_command_through_another_node(lab_inventory: Inventory):
+    host = lab_inventory.hosts["dalt"]
+    proxy = (
+        f"ssh -i {host.private_key_file} -o UserKnownHostsFile={host.known_hosts_files[0]} "
+        "-o StrictHostKeyChecking=yes -o BatchMode=yes -W %h:%p admin@10.251.0.10"
+    )
+    variables = dict(host.vars)
+    variables["ansible_ssh_common_args"] = (
+        host.vars["ansible_ssh_common_args"] + f" -o 'ProxyCommand={proxy}'"
+    )
+    proxied = Host("dalt", vars=variables)
+    target = ssh.resolve_target(proxied)
+    assert target.proxy_command.endswith("-W 10.251.0.13:22 admin@10.251.0.10")
+    connection = ssh.Connection(proxied, target)
+    try:
+        result = connection.run("echo $SSH_CLIENT | cut -d' ' -f1", become=False)
+        assert result.stdout.strip() == "10.251.0.10"
+    finally:
+        connection.close()
+
+
 # Runs last in this file because it restarts a node.
 def test_stopped_node_named_others_kept(lab: Cluster):
     """Stop `dalt` (the only node tests may stop), run on all nodes, start it again."""
