@@ -634,7 +634,11 @@ class _ShellSession:
             prompt = "-S -p ''" if self.connection.host.become_password else "-n"
             command = f"sudo {prompt} -H -u {shlex.quote(target.become_user)} -- sh"
         else:
-            command = 'exec "${SHELL:-/bin/sh}"'
+            # The login shell, as for a command of its own, unless it is not POSIX-like.
+            command = (
+                'case "${SHELL##*/}" in bash|zsh|sh|dash|ksh|mksh) exec "$SHELL" ;; '
+                "*) exec /bin/sh ;; esac"
+            )
         channel.exec_command(command)
         if self.become and self.connection.host.become_password:
             channel.sendall(f"{reveal(self.connection.host.become_password)}\n".encode())
