@@ -129,8 +129,10 @@ def fan_out(
 
 
 def _wait_with_progress(futures, done, pending, title: str) -> None:
+    # Plain-text tqdm rather than tqdm.auto: a widget progress bar would be saved into an
+    # executed notebook as a widget reference, which the published book cannot show.
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:  # tqdm is pinned in requirements.txt, but progress is optional
         wait(pending)
         return
