@@ -5,8 +5,8 @@ before it starts the chapter's kernel. The library calls `result()` for each hos
 result and `secret_source()` for each secret it reads. The runner then counts
 results per status for `run.json`, and the book build re-reads the named secret
 sources to search the HTML for their values. Outside a batch run (Jupyter, nbmake)
-the variable is unset and both calls do nothing. No line ever holds a value,
-command output or diff.
+the variable is unset and both calls do nothing. The functions take only names and
+statuses, so a line contains no value, command output or diff.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _append(entry: dict[str, object]) -> None:
             record.write(line)
     except OSError as exc:
         # The run goes on without counts; the runner then reports no operations.
-        log.warning("cannot append to the run record %s: %s", path, exc)
+        log.warning("failed to append to the run record %s: %s", path, exc)
 
 
 def result(operation: str, host: str, status: str, step: str | None = None) -> None:
