@@ -137,7 +137,9 @@ def _wait_with_progress(futures, done, pending, title: str) -> None:
         wait(pending)
         return
     label = title if len(title) <= 40 else title[:37] + "..."
-    with tqdm(total=len(futures), initial=len(done), desc=label or "hosts", unit="host") as bar:
+    with tqdm(
+        total=len(futures), initial=len(done), desc=label or "hosts", unit="host", leave=False
+    ) as bar:
         while pending:
             newly_done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
             if newly_done:
