@@ -27,7 +27,9 @@ from typing import Any, TextIO
 import nbformat
 import papermill
 import yaml
+from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
+from traitlets import default
 
 from clusterbook import chapters as chapter_index
 from clusterbook import leaks, parameters, runrecord
@@ -46,6 +48,19 @@ STATUS_COUNTS = ("ok", "changed", "failed", "skipped")
 #: cells papermill adds to an executed notebook that the chapter's source does not have
 _ADDED_CELL_TAGS = {"papermill-error-cell-tag", "injected-parameters"}
 _ERROR_TEXT_LINES = 12
+
+
+class IPCKernelManager(AsyncKernelManager):
+    """A kernel manager that talks to the kernel over Unix sockets instead of loopback TCP.
+
+    The sockets live next to the connection file in the Jupyter runtime folder, so
+    only this user can reach the kernel, and ipykernel 7 does not warn about
+    unencrypted TCP on every start.
+    """
+
+    @default("transport")
+    def _default_transport(self) -> str:
+        return "ipc"
 
 
 class RunError(ClusterbookError):
@@ -447,6 +462,7 @@ def _execute_chapters(
                     log_output=False,
                     cwd=str(chapter.path.parent),
                     execution_timeout=settings.execution_timeout,
+                    kernel_manager_class=IPCKernelManager,
                 )
         except KeyboardInterrupt:
             entry.update(status="interrupted", duration=round(time.monotonic() - started, 3))
