@@ -1,4 +1,4 @@
-"""What a chapter did to each host: the closing table of every notebook.
+"""Per-host counts of what a chapter did: the closing table of every notebook.
 
 `Cluster.summary()` counts the results of every command and operation the cluster ran
 since it was loaded. A `changed` result from an operation in check mode is counted as

@@ -1,8 +1,9 @@
 """Chapter 6 on the lab: HAProxy's health checks follow each API server's /readyz.
 
-Kubernetes does not run on the lab, so each control-plane node gets a stand-in: a
-small HTTPS server on port 6443 that answers GET /readyz with the status code written
-in a file, started as a transient systemd unit and removed after the tests.
+Kubernetes does not run on the lab, so each control-plane node gets a stand-in for its
+API server. The stand-in is a small HTTPS server on port 6443 that returns, for GET
+/readyz, the status code written in a file. It runs as a transient systemd unit and is
+removed after the tests.
 """
 
 from __future__ import annotations
