@@ -109,6 +109,7 @@ def run_chapter(
     output: Path,
     *,
     parameters: dict[str, str] | None = None,
+    yaml_parameters: str | None = None,
     env: dict[str, str] | None = None,
     probe_summary: bool = False,
     expect_success: bool = True,
@@ -134,6 +135,8 @@ def run_chapter(
     command = [str(PAPERMILL), str(source), str(output), "-k", "python3", "--no-progress-bar"]
     for key, value in (parameters or {}).items():
         command += ["-p", key, value]
+    if yaml_parameters:
+        command += ["-y", yaml_parameters]
     proc = subprocess.run(
         command,
         cwd=REPO,

@@ -1,0 +1,52 @@
+"""Chapters stop, naming the fix, before a bad parameter can harm the nodes."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import run_chapter
+
+pytestmark = pytest.mark.lab
+
+SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-clusterbook.conf"
+
+
+def test_ssh_user_missing_from_allow_list(tmp_path, nodes):
+    before = {
+        name: node.run(f"sudo sha256sum {SSHD_DROP_IN}").stdout for name, node in nodes.items()
+    }
+    proc, _notebook = run_chapter(
+        "004_node_configuration",
+        tmp_path / "004.ipynb",
+        yaml_parameters="ssh_allowed_users: [root]",
+        expect_success=False,
+    )
+    assert proc.returncode != 0
+    assert "would lock them out" in proc.stderr
+    assert "admin" in proc.stderr
+    after = {
+        name: node.run(f"sudo sha256sum {SSHD_DROP_IN}").stdout for name, node in nodes.items()
+    }
+    assert after == before, "the sshd drop-in changed although the chapter stopped"
+
+
+def test_version_given_as_number(tmp_path, lab_inventory):
+    proc, _notebook = run_chapter(
+        "009_configuring_packages",
+        tmp_path / "009.ipynb",
+        parameters={"kubernetes_version": "1.30"},
+        expect_success=False,
+    )
+    assert proc.returncode != 0
+    assert "kubernetes_version 1.3 is not a MAJOR.MINOR string" in proc.stderr
+    assert "-r kubernetes_version" in proc.stderr
+
+
+def test_version_given_as_string(tmp_path, lab_inventory):
+    proc, notebook = run_chapter(
+        "009_configuring_packages",
+        tmp_path / "009.ipynb",
+        parameters={"check": "True"},
+        yaml_parameters="kubernetes_version: '1.30'",
+    )
+    assert "https://pkgs.k8s.io/core:/stable:/v1.30/deb/" in (tmp_path / "009.ipynb").read_text()
