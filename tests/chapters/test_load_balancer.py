@@ -231,3 +231,15 @@ def test_clusterbook_run_keeps_secret_out_of_runs(tmp_path, stand_ins, stats_can
     for path in files:
         assert stats_canary not in path.read_text(errors="replace"), f"canary in {path}"
     assert stats_canary not in proc.stdout + proc.stderr
+
+
+def test_replaced_password_not_in_diff(tmp_path, stand_ins, stats_canary, balancer):
+    other = stats_canary + "-replaced"
+    env_other = {"CLUSTERBOOK_HAPROXY_STATS_PASSWORD": other}
+    env_canary = {"CLUSTERBOOK_HAPROXY_STATS_PASSWORD": stats_canary}
+    run_chapter(CHAPTER, tmp_path / "other.ipynb", env=env_other)
+    _proc, _notebook = run_chapter(CHAPTER, tmp_path / "back.ipynb", env=env_canary)
+    text = (tmp_path / "back.ipynb").read_text()
+    assert "only lines holding a secret changed" in text
+    assert other not in text, "the replaced password shows in the haproxy.cfg diff"
+    assert stats_canary not in text

@@ -12,6 +12,7 @@ import base64
 import difflib
 import hashlib
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -215,8 +216,17 @@ def attribute_changes(
     return changes
 
 
-def make_diff(path: str, old: bytes | None, new: bytes | None) -> str:
-    """Build a unified diff between two versions of a file (masked, text files only)."""
+def make_diff(
+    path: str,
+    old: bytes | None,
+    new: bytes | None,
+    redact: Callable[[str], str] | None = None,
+) -> str:
+    """Build a unified diff between two versions of a file (masked, text files only).
+
+    `redact` rewrites both versions before they are compared. Masking alone only hides
+    secrets known to this process; `redact` also hides a secret the old file held.
+    """
     if old is not None and new is not None and old == new:
         return ""
     try:
@@ -224,6 +234,13 @@ def make_diff(path: str, old: bytes | None, new: bytes | None) -> str:
         new_text = "" if new is None else new.decode("utf-8")
     except UnicodeDecodeError:
         return f"Binary file {path} differs\n"
+    if redact is not None:
+        old_text, new_text = redact(old_text), redact(new_text)
+        if old is not None and old_text == new_text:
+            return (
+                f"--- {path} (before)\n+++ {path} (after)\n"
+                "(only lines holding a secret changed; their values are not shown)\n"
+            )
     diff = difflib.unified_diff(
         old_text.splitlines(keepends=True),
         new_text.splitlines(keepends=True),
@@ -331,8 +348,12 @@ def ensure_content(
     notify: str | list[str] | None = None,
     state: FileState | None = None,
     what: str | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> HostResult:
-    """Make `path` a file with exactly `content` and the given attributes."""
+    """Make `path` a file with exactly `content` and the given attributes.
+
+    `redact` rewrites the old and new text before the diff is built (see `make_diff`).
+    """
     if state is None:
         state = read_file(ctx, path)
     if state.kind not in ("missing", "file"):
@@ -350,7 +371,7 @@ def ensure_content(
         if state.exists and state.content is None:
             diff = f"--- {path}\n+++ {path}\n(file larger than {DIFF_LIMIT} bytes: no diff)\n"
         else:
-            diff = make_diff(path, state.content if state.exists else None, content)
+            diff = make_diff(path, state.content if state.exists else None, content, redact)
         action = f"create {path}" if not state.exists else f"update {path}"
     else:
         diff = ""

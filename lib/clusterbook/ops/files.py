@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +31,68 @@ def _bytes(content: str | bytes) -> bytes:
     return content.encode("utf-8") if isinstance(content, str) else content
 
 
-def _reveal_all(value: Any) -> Any:
-    """Replace every `Secret` in a (nested) value by its real value, for rendering."""
+#: stands for a secret when a template is rendered to find the lines that hold one
+_SECRET_TOKEN = "\x00clusterbook-secret\x00"
+#: how many words before a secret identify its line ("stats auth" in "stats auth u:pw")
+_KEY_WORDS = 2
+
+
+def _reveal_all(value: Any, placeholder: str | None = None) -> Any:
+    """Replace every `Secret` in a (nested) value by its real value, for rendering.
+
+    With `placeholder`, each secret becomes that text instead of its value.
+    """
     if isinstance(value, Secret):
-        return value.reveal()
+        return value.reveal() if placeholder is None else placeholder
     if isinstance(value, dict):
-        return {k: _reveal_all(v) for k, v in value.items()}
+        return {k: _reveal_all(v, placeholder) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_reveal_all(v) for v in value)
+        return type(value)(_reveal_all(v, placeholder) for v in value)
     return value
+
+
+def _holds_secret(value: Any) -> bool:
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_secret(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_secret(v) for v in value)
+    return False
+
+
+def secret_line_redactor(shape: str) -> Callable[[str], str] | None:
+    """Build a function that hides the secret part of every line shaped like a secret line.
+
+    `shape` is the template rendered with `_SECRET_TOKEN` for each secret. A secret line
+    is known by the words before the secret ("stats auth"); in any text, a line starting
+    with those words keeps them and loses the rest. This hides the value an old version
+    of the file held, which masking cannot know. Returns None when no line holds a secret.
+    """
+    keys = []
+    for line in shape.splitlines():
+        if _SECRET_TOKEN not in line:
+            continue
+        words = line.split(_SECRET_TOKEN, 1)[0].split()
+        if len(words) > _KEY_WORDS:
+            words = words[:_KEY_WORDS]
+        keys.append(tuple(words))
+    if not keys:
+        return None
+
+    def redact(text: str) -> str:
+        lines = []
+        for line in text.splitlines(keepends=True):
+            words = line.split()
+            for key in keys:
+                if tuple(words[: len(key)]) == key:
+                    indent = line[: len(line) - len(line.lstrip())]
+                    line = indent + " ".join([*key, "********"]) + "\n"
+                    break
+            lines.append(line)
+        return "".join(lines)
+
+    return redact
 
 
 def load_template(template: str | Path) -> tuple[jinja2.Template, str]:
@@ -69,22 +123,29 @@ def load_template(template: str | Path) -> tuple[jinja2.Template, str]:
 
 
 def render_for_host(
-    template: jinja2.Template, label: str, ctx: OpContext, variables: dict[str, Any]
+    template: jinja2.Template,
+    label: str,
+    ctx: OpContext,
+    variables: dict[str, Any],
+    placeholder: str | None = None,
 ) -> str:
-    """Render a template for one host: host vars, inventory_hostname, groups, hostvars, extras."""
+    """Render a template for one host: host vars, inventory_hostname, groups, hostvars, extras.
+
+    With `placeholder`, every secret renders as that text instead of its value.
+    """
     context: dict[str, Any] = {}
     inventory_hostname = ctx.host.name
     if ctx.cluster is not None:
         inventory = ctx.cluster.inventory
         context["groups"] = inventory.group_names()
         context["hostvars"] = {
-            name: _reveal_all(dict(h.vars, inventory_hostname=name))
+            name: _reveal_all(dict(h.vars, inventory_hostname=name), placeholder)
             for name, h in inventory.hosts.items()
         }
-    context.update(_reveal_all(ctx.host.vars))
+    context.update(_reveal_all(ctx.host.vars, placeholder))
     context["inventory_hostname"] = inventory_hostname
     context["group_names"] = ctx.host.groups
-    context.update(_reveal_all(variables))
+    context.update(_reveal_all(variables, placeholder))
     try:
         return template.render(context)
     except jinja2.UndefinedError as exc:
@@ -334,6 +395,10 @@ class Files:
 
         def op(ctx: OpContext) -> HostResult:
             rendered = render_for_host(compiled, label, ctx, variables)
+            redact = None
+            if _holds_secret(variables) or _holds_secret(ctx.host.vars):
+                shape = render_for_host(compiled, label, ctx, variables, _SECRET_TOKEN)
+                redact = secret_line_redactor(shape)
             return ensure_content(
                 ctx,
                 path,
@@ -343,6 +408,7 @@ class Files:
                 mode=parse_mode(mode),
                 validate=validate,
                 notify=notify,
+                redact=redact,
             )
 
         return self.group.apply(f"template {path}", op)
