@@ -65,7 +65,7 @@ def secret_line_redactor(shape: str) -> Callable[[str], str] | None:
     """Build a function that hides the secret part of every line shaped like a secret line.
 
     `shape` is the template rendered with `_SECRET_TOKEN` for each secret. A secret line
-    is known by the words before the secret ("stats auth"); in any text, a line starting
+    is known by the words before the secret ("stats auth"). In any text, a line starting
     with those words keeps them and loses the rest. This hides the value an old version
     of the file held, which masking cannot know. Returns None when no line holds a secret.
     """
