@@ -68,7 +68,8 @@ class Summary:
         mode = " (check mode: nothing was changed)" if self.check else ""
         return (
             f"{self.changed} changed, {self.would_change} would change, "
-            f"{self.failed} failed on {len(self.counts)} hosts{mode}"
+            f"{self.failed} failed on {len(self.counts)} "
+            f"{'host' if len(self.counts) == 1 else 'hosts'}{mode}"
         )
 
     def __repr__(self) -> str:
