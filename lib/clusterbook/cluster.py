@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from clusterbook import paths, requirements
+from clusterbook import paths, requirements, runrecord
 from clusterbook.errors import ClusterbookError
 from clusterbook.fanout import MAX_WORKERS, fan_out
 from clusterbook.inventory import Host, Inventory
@@ -154,11 +154,21 @@ class Cluster:
                 if len(step.results):
                     _display(step.results)
 
-    def _record(self, results: Results) -> None:
+    def _record(self, results: Results, *, run_record: bool = False) -> None:
         step_title = self._step.title if self._step is not None else ""
         self.history.extend((step_title, result) for result in results.rows)
+        if run_record:
+            for result in results.rows:
+                # A check-mode prediction changed nothing, so the run record counts it as skipped.
+                status = "skipped" if result.check_mode else result.status
+                runrecord.result(result.operation, result.host, status, step_title or None)
         if self._step is not None:
             self._step.results.extend(results)
+
+    def _record_handlers(self, results: Results) -> None:
+        self.history.extend(("handlers", result) for result in results.rows)
+        for result in results.rows:
+            runrecord.result(result.operation, result.host, result.status, "handlers")
 
     def summary(self) -> Summary:
         """Count what every command and operation of this cluster did, per host."""
@@ -210,7 +220,7 @@ class Cluster:
             )
 
         results = fan_out(hosts, restart, title="handlers", max_workers=self.max_workers)
-        self.history.extend(("handlers", result) for result in results.rows)
+        self._record_handlers(results)
         if display:
             _display(results)
         return results
@@ -338,18 +348,19 @@ class HostGroup(Sequence[Host]):
                 message=message,
             )
 
-        return self._fan_out(task, title=command)
+        return self._fan_out(task, title=command, run_record=changes)
 
-    def _fan_out(self, task, *, title: str) -> Results:
+    def _fan_out(self, task, *, title: str, run_record: bool = False) -> Results:
+        # run_record: also write the results to the run record of `clusterbook run`
         try:
             results = fan_out(self.hosts, task, title=title, max_workers=self.cluster.max_workers)
         except ClusterbookError as exc:
             partial = getattr(exc, "results", None)
             if isinstance(partial, Results):
-                self.cluster._record(partial)
+                self.cluster._record(partial, run_record=run_record)
                 _log_changes(partial)
             raise
-        self.cluster._record(results)
+        self.cluster._record(results, run_record=run_record)
         _log_changes(results)
         return results
 
@@ -368,7 +379,7 @@ class HostGroup(Sequence[Host]):
             )
             return operation(ctx, *args, **kwargs)
 
-        return self._fan_out(task, title=title)
+        return self._fan_out(task, title=title, run_record=True)
 
     # Operation namespaces
 

@@ -13,6 +13,7 @@ import os
 import threading
 from pathlib import Path
 
+from clusterbook import runrecord
 from clusterbook.errors import SecretError
 
 MASK = "********"
@@ -116,6 +117,8 @@ class Secret:
                 f"environment variable {name} is not set",
                 hint=f"export {name}=... before starting Jupyter or the batch run",
             )
+        # The book build re-reads this source to search the built pages for the value.
+        runrecord.secret_source(f"env:{name}")
         return cls(value, source=f"env:{name}")
 
     @classmethod
@@ -139,6 +142,7 @@ class Secret:
             raise SecretError(f"cannot read secret file {file}: {exc.strerror}") from None
         if not value:
             raise SecretError(f"secret file {file} is empty")
+        runrecord.secret_source(f"file:{file}")
         return cls(value, source=f"file:{file}")
 
     @classmethod
