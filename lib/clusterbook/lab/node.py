@@ -72,14 +72,21 @@ def mount_overlay(config: LabConfig, node: NodeSpec) -> None:
 
 def write_identity(config: LabConfig, node: NodeSpec, public_key: str) -> str:
     """Write hostname, hosts, machine id, authorized keys and the host key; return
-    the node's public host key line."""
-    root = paths(config, node).merged
+    the node's public host key line.
+
+    Hostname and hosts are written on the node's first boot only: later they
+    belong to the chapters (chapter 004 manages both), like on a real host.
+    """
+    p = paths(config, node)
+    root = p.merged
     etc = root / "etc"
-    (etc / "hostname").write_text(f"{node.name}\n")
-    lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{node.name}", "::1\tlocalhost ip6-localhost"]
-    lines.append("# lab nodes")
-    lines += [f"{other.address}\t{other.name}" for other in config.nodes]
-    (etc / "hosts").write_text("\n".join(lines) + "\n")
+    first_boot = not (p.upper / "etc" / "hostname").exists()
+    if first_boot:
+        (etc / "hostname").write_text(f"{node.name}\n")
+        lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{node.name}", "::1\tlocalhost ip6-localhost"]
+        lines.append("# lab nodes")
+        lines += [f"{other.address}\t{other.name}" for other in config.nodes]
+        (etc / "hosts").write_text("\n".join(lines) + "\n")
     write_proxy_settings(config, root)
     machine_id = etc / "machine-id"
     if not machine_id.read_text().strip():
