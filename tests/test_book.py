@@ -199,3 +199,11 @@ def test_repository_config_never_executes_or_copies_sources():
     assert config["only_build_toc_files"] is True
     assert config["sphinx"]["config"]["html_copy_source"] is False
     assert config["sphinx"]["config"]["html_show_sourcelink"] is False
+
+
+def test_mask_registry_values_searched(monkeypatch):
+    from clusterbook import secrets
+
+    monkeypatch.setattr(secrets, "registered_values", lambda: ["registry-value-51c"], raising=False)
+    found = book.known_secrets(None, [])
+    assert leaks.KnownSecret("the clusterbook.secrets mask registry", "registry-value-51c") in found
