@@ -122,3 +122,14 @@ def test_secret_file_inside_repository_rejected(tmp_path):
     secret_file.write_text("committed-by-mistake\n")
     with pytest.raises(SecretError, match="inside the git work tree"):
         Secret.from_file(secret_file)
+
+
+def test_registered_values_lists_longest_first() -> None:
+    from clusterbook import secrets
+
+    secrets.clear_registry()
+    secrets.register("short-canary")
+    secrets.register("a-much-longer-canary")
+    assert secrets.registered_values() == ["a-much-longer-canary", "short-canary"]
+    secrets.clear_registry()
+    assert secrets.registered_values() == []

@@ -12,7 +12,6 @@ that output.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -94,19 +93,10 @@ def executed_notebooks(run_dir: Path) -> dict[str, Path]:
 
 
 def _registered_secret_values() -> list[str]:
-    """Return the values registered with the library's mask registry, if it offers them."""
-    try:
-        secrets_module = importlib.import_module("clusterbook.secrets")
-    except ImportError:
-        return []
-    for name in ("registered_values", "registered", "values"):
-        getter = getattr(secrets_module, name, None)
-        if callable(getter):
-            try:
-                return [str(value) for value in getter()]
-            except TypeError:
-                continue
-    return []
+    """Return the values registered with the mask registry of this process."""
+    from clusterbook import secrets
+
+    return secrets.registered_values()
 
 
 def known_secrets(

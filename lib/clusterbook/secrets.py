@@ -59,6 +59,12 @@ def mask(text: str | bytes | None) -> str | bytes | None:
     return masked_text
 
 
+def registered_values() -> list[str]:
+    """Return the registered secret values, longest first, for leak scans of this process."""
+    with _lock:
+        return list(_ordered)
+
+
 def clear_registry() -> None:
     """Forget every registered value (for tests)."""
     global _ordered
