@@ -122,7 +122,7 @@ def launch(config: LabConfig, node: NodeSpec) -> int:
         f"--machine={node.name}",
         f"--network-namespace-path=/run/netns/{node.netns}",
         "--register=no",
-        # Without --keep-unit nspawn asks systemd over D-Bus for a scope unit.
+        # Without --keep-unit nspawn requests a scope unit from systemd over D-Bus.
         "--keep-unit",
         "--console=read-only",
         "--capability=all",
