@@ -198,3 +198,72 @@ def test_up_rejects_a_subnet_routed_elsewhere(tmp_path, lab_config) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert taken["dst"] in proc.stderr
+
+
+def test_other_lab_cannot_take_a_running_node_name(tmp_path, lab_config) -> None:
+    inventory = second_lab(tmp_path, lab_config)
+    inventory.write_text(inventory.read_text().replace("tlab-b:", "dalt:"))
+    proc = clusterbook("lab", "up", "-i", str(inventory), check=False)
+    assert proc.returncode == 1
+    assert "node name dalt is already used by another lab" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    config = load_config(inventory)
+    assert not config.state_dir.exists(), "a refused lab up must not create its state folder"
+    assert ssh_answers(lab_config.node("dalt").address)
+
+
+def test_other_bridge_gets_its_own_state(tmp_path, lab_config) -> None:
+    """An inventory on another bridge that names no state folder never reaches the main lab."""
+    inventory = tmp_path / "no-state-dir.yml"
+    inventory.write_text(
+        textwrap.dedent(
+            """\
+            all:
+              vars:
+                clusterbook_lab: {bridge: cbtest2, subnet: 10.252.2.0/24}
+              hosts:
+                tlab-c: {ansible_host: 10.252.2.10}
+            """
+        )
+    )
+    config = load_config(inventory)
+    assert config.state_dir != lab_config.state_dir
+    proc = clusterbook("lab", "down", "-i", str(inventory))
+    assert proc.returncode == 0
+    assert all(ssh_answers(n.address) for n in lab_config.nodes)
+
+
+def test_state_folder_of_another_lab_is_refused(tmp_path, lab_config) -> None:
+    inventory = tmp_path / "borrowed-state.yml"
+    inventory.write_text(
+        textwrap.dedent(
+            f"""\
+            all:
+              vars:
+                clusterbook_lab:
+                  bridge: cbtest3
+                  subnet: 10.252.3.0/24
+                  state_dir: {lab_config.state_dir}
+              hosts:
+                tlab-d: {{ansible_host: 10.252.3.10}}
+            """
+        )
+    )
+    proc = clusterbook("lab", "down", "-i", str(inventory), check=False)
+    assert proc.returncode == 1
+    assert f"state folder {lab_config.state_dir} belongs to the lab on bridge cblab0" in proc.stderr
+    assert all(ssh_answers(n.address) for n in lab_config.nodes)
+
+
+def test_ssh_to_stopped_node_says_how_to_start_it(lab_config) -> None:
+    from clusterbook.lab.manager import Lab
+
+    lab = Lab(lab_config.inventory)
+    lab.stop("cargyll")
+    try:
+        proc = clusterbook("lab", "ssh", "cargyll", "--", "true", check=False)
+        assert proc.returncode == 1
+        assert "lab node cargyll is stopped" in proc.stderr
+        assert "clusterbook lab start cargyll" in proc.stderr
+    finally:
+        lab.start("cargyll")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from clusterbook.errors import LabError
@@ -92,12 +93,34 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ssh(args: argparse.Namespace) -> int:
+    command = list(args.cmd)
+    if "--" in command:
+        # Options typed after NODE land in the remainder; accept -i/--inventory there.
+        split = command.index("--")
+        before, command = command[:split], command[split + 1 :]
+        extra = argparse.ArgumentParser(prog="clusterbook lab ssh", add_help=False)
+        extra.add_argument("-i", "--inventory")
+        parsed, unknown = extra.parse_known_args(before)
+        if unknown:
+            raise LabError(
+                f"unexpected arguments before '--': {' '.join(unknown)}",
+                hint="usage: clusterbook lab ssh [-i INVENTORY] NODE [-- COMMAND...]",
+            )
+        if parsed.inventory:
+            args.inventory = parsed.inventory
     lab = _lab(args)
     spec = lab.config.node(args.node)
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     key = lab.config.private_key
     if not key.exists():
         raise LabError("the lab has no SSH key yet", hint="clusterbook lab up")
+    state = next(s for s in lab.status() if s.name == spec.name)
+    if state.state != "running":
+        raise LabError(
+            f"lab node {spec.name} is {state.state}",
+            hint=f"clusterbook lab start {spec.name}"
+            if state.state == "stopped"
+            else "clusterbook lab up",
+        )
     argv = [
         "ssh",
         "-i",
@@ -110,10 +133,14 @@ def _ssh(args: argparse.Namespace) -> int:
         "ConnectTimeout=5",
         f"{lab.config.user}@{spec.address}",
     ]
-    if not cmd:
+    if not command:
         argv.insert(1, "-t")
+    elif len(command) > 1:
+        # ssh joins its arguments with spaces; quote each one so that
+        # `-- grep -c 'stats auth' file` reaches the node as three words.
+        command = [shlex.join(command)]
     sys.stdout.flush()
-    os.execvp("ssh", argv + cmd)
+    os.execvp("ssh", argv + command)
     return 0  # not reached
 
 

@@ -135,7 +135,12 @@ def load_config(inventory: str | Path) -> LabConfig:
     bridge = str(lab_vars.get("bridge", DEFAULT_BRIDGE))
     if len(bridge) > 15 or not re.fullmatch(r"[A-Za-z0-9_.-]+", bridge):
         raise LabError(f"{path}: clusterbook_lab.bridge {bridge!r} is not a valid interface name")
-    state_dir = Path(lab_vars.get("state_dir", DEFAULT_STATE_DIR))
+    # A lab on another bridge gets a state folder of its own unless the
+    # inventory names one, so it never takes over the default lab's nodes.
+    default_state = (
+        DEFAULT_STATE_DIR if bridge == DEFAULT_BRIDGE else f"{DEFAULT_STATE_DIR}-{bridge}"
+    )
+    state_dir = Path(lab_vars.get("state_dir", default_state))
     base_dir = Path(lab_vars.get("base_dir", state_dir / "base"))
 
     hosts: dict[str, dict[str, Any]] = {}

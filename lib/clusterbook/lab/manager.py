@@ -61,10 +61,14 @@ class Lab:
         preflight.check_overlay()
         cold = not image.base_is_built(self.config)
         preflight.check_disk(self.config, cold=cold)
+        preflight.check_owner(self.config)
+        if not network.link_exists(self.config.bridge):
+            preflight.check_subnet(self.config)
+        stopped = [n for n in self.config.nodes if node.nspawn_pid(self.config, n) is None]
+        preflight.check_node_names(self.config, stopped)
         with self._lock():
-            if not network.link_exists(self.config.bridge):
-                preflight.check_subnet(self.config)
             self._prepare_state()
+            preflight.record_owner(self.config)
             network.ensure_bridge(self.config)
             firewall.apply(self.config)
             proxy.start_proxies(self.config)
@@ -84,6 +88,7 @@ class Lab:
     def down(self, keep_base: bool = False) -> None:
         """Stop every node and remove everything the lab created."""
         preflight.check_host()
+        preflight.check_owner(self.config)
         with self._lock():
             names = {n.name for n in self.config.nodes}
             leftovers = []
@@ -125,6 +130,8 @@ class Lab:
     def start(self, name: str) -> None:
         spec = self.config.node(name)
         preflight.check_host()
+        preflight.check_owner(self.config)
+        preflight.check_node_names(self.config, [spec])
         if not image.base_is_built(self.config) or not network.link_exists(self.config.bridge):
             raise LabError(f"cannot start {name}: the lab is not up", hint="clusterbook lab up")
         with self._lock():
@@ -138,6 +145,7 @@ class Lab:
     def stop(self, name: str) -> None:
         spec = self.config.node(name)
         preflight.check_host()
+        preflight.check_owner(self.config)
         with self._lock():
             was_running = node.stop(self.config, spec)
         self.progress(f"{name} is powered off" if was_running else f"{name} was not running")

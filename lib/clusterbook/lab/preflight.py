@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from clusterbook.errors import LabError
-from clusterbook.lab.config import LabConfig
+from clusterbook.lab.config import LabConfig, NodeSpec
 from clusterbook.lab.system import run, which
 
 #: host command -> Debian package that provides it
@@ -115,3 +115,47 @@ def check_overlay() -> None:
             "the kernel has no overlay file system, which the lab nodes need",
             hint="modprobe overlay",
         )
+
+
+OWNER_FILE = "lab.json"
+
+
+def check_owner(config: LabConfig) -> None:
+    """Fail when the state folder belongs to a lab on another bridge or subnet."""
+    owner_file = config.state_dir / OWNER_FILE
+    try:
+        owner = json.loads(owner_file.read_text())
+    except (OSError, ValueError):
+        return
+    mine = {"bridge": config.bridge, "subnet": str(config.subnet)}
+    theirs = {"bridge": owner.get("bridge"), "subnet": owner.get("subnet")}
+    if mine != theirs:
+        raise LabError(
+            f"state folder {config.state_dir} belongs to the lab on bridge {theirs['bridge']}, "
+            f"subnet {theirs['subnet']} ({owner.get('inventory', 'unknown inventory')}); "
+            f"{config.inventory} uses bridge {config.bridge}, subnet {config.subnet}",
+            hint="set all.vars.clusterbook_lab.state_dir to a folder of its own",
+        )
+
+
+def record_owner(config: LabConfig) -> None:
+    owner = {
+        "bridge": config.bridge,
+        "subnet": str(config.subnet),
+        "inventory": str(config.inventory.resolve()),
+    }
+    (config.state_dir / OWNER_FILE).write_text(json.dumps(owner, indent=2) + "\n")
+
+
+def check_node_names(config: LabConfig, nodes: list[NodeSpec]) -> None:
+    """Fail when another lab already runs a node of the same name: network
+    namespaces, veths and cgroups are named after the node, host-wide."""
+    for node in nodes:
+        ours = (config.nodes_dir / node.name).is_dir()
+        if Path(f"/run/netns/{node.netns}").exists() and not ours:
+            raise LabError(
+                f"node name {node.name} is already used by another lab on this host "
+                f"(network namespace {node.netns} exists)",
+                hint=f"rename the host in {config.inventory}, or bring the other lab down; "
+                f"if no other lab runs, remove the leftover with: ip netns del {node.netns}",
+            )
