@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import paramiko
 
+from clusterbook import known_hosts as host_keys
 from clusterbook.errors import CommandTimeout, HostKeyRejected, HostUnreachable
 from clusterbook.inventory import Host
 from clusterbook.secrets import mask, reveal
@@ -78,7 +79,7 @@ class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
 
     def missing_host_key(self, client, hostname, key) -> None:
         client.get_host_keys().add(hostname, key.get_name(), key)
-        fingerprint = key.fingerprint if hasattr(key, "fingerprint") else key.get_base64()
+        fingerprint = host_keys.fingerprint(key)
         if self.known_hosts:
             path = Path(self.known_hosts)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,12 +282,7 @@ class Connection:
         client = paramiko.SSHClient()
         for path in target.known_hosts:
             if os.path.isfile(path):
-                try:
-                    client.load_host_keys(path)
-                except (OSError, paramiko.SSHException) as exc:
-                    raise HostKeyRejected(
-                        f"cannot read known_hosts file {path}: {exc}", host=self.host.name
-                    ) from None
+                host_keys.load(client, path, host=self.host.name)
         # load_host_keys makes paramiko rewrite the file on save; we only append ourselves.
         client._host_keys_filename = None
         if target.policy == "trust_on_first_use":
@@ -310,14 +306,12 @@ class Connection:
             )
         except paramiko.BadHostKeyException as exc:
             sock.close()
-            raise HostKeyRejected(
-                f"host key for {target.hostname} changed: got {exc.key.get_name()} "
-                f"{exc.key.get_base64()[:24]}..., known_hosts has {exc.expected_key.get_name()} "
-                f"{exc.expected_key.get_base64()[:24]}...",
+            raise host_keys.mismatch_error(
+                exc,
                 host=self.host.name,
-                hint="if the host was reinstalled on purpose, remove its old line from "
-                f"{', '.join(target.known_hosts)} (ssh-keygen -R {target.hostname}); "
-                "otherwise someone may be intercepting the connection",
+                hostname=target.hostname,
+                port=target.port,
+                paths=target.known_hosts,
             ) from None
         except paramiko.AuthenticationException as exc:
             sock.close()

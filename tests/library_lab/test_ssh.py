@@ -31,14 +31,46 @@ def test_changed_host_key_rejected(lab_inventory: Inventory, tmp_path: Path):
     )
     known_hosts = tmp_path / "known_hosts"
     public = wrong_key.with_suffix(".pub").read_text().split()
-    known_hosts.write_text(f"10.251.0.13 {public[0]} {public[1]}\n")
+    known_hosts.write_text(f"# lab nodes\n\n10.251.0.13 {public[0]} {public[1]}\n")
     host = host_with_known_hosts(lab_inventory, "dalt", known_hosts)
     connection = ssh.Connection(host, ssh.resolve_target(host))
     with pytest.raises(HostKeyRejected) as info:
         connection.run("true")
-    assert "host key for 10.251.0.13 changed" in str(info.value)
+    message = str(info.value)
+    assert "host key for 10.251.0.13 changed" in message
     assert info.value.host == "dalt"
-    assert "ssh-keygen -R 10.251.0.13" in info.value.hint
+    assert f"ssh-keygen -R 10.251.0.13 -f {known_hosts}" in info.value.hint
+    assert f"{known_hosts}, line 3" in message
+    assert fingerprint_of(wrong_key.with_suffix(".pub")) in message
+    lab_known_hosts = lab_inventory.hosts["dalt"].known_hosts_files[0]
+    listed = subprocess.run(
+        ["ssh-keygen", "-l", "-F", "10.251.0.13", "-f", str(lab_known_hosts)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    offered = next(line.split()[2] for line in listed.splitlines() if "ED25519" in line)
+    assert offered in message
+
+
+def fingerprint_of(public_key_file: Path) -> str:
+    """The SHA256 fingerprint `ssh-keygen -l` prints for a public key file."""
+    listed = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(public_key_file)], capture_output=True, text=True, check=True
+    )
+    return listed.stdout.split()[1]
+
+
+def test_malformed_known_hosts_line_named(lab_inventory: Inventory, tmp_path: Path):
+    known_hosts = tmp_path / "known_hosts"
+    lab_lines = Path(lab_inventory.hosts["dalt"].known_hosts_files[0]).read_text()
+    known_hosts.write_text("10.251.0.99 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBroken\n" + lab_lines)
+    host = host_with_known_hosts(lab_inventory, "dalt", known_hosts)
+    connection = ssh.Connection(host, ssh.resolve_target(host))
+    with pytest.raises(HostKeyRejected) as info:
+        connection.run("true")
+    assert f"known_hosts file {known_hosts}, line 1 has invalid key data" in str(info.value)
+    assert f"sed -i '1d' {known_hosts}" in info.value.hint
 
 
 def test_unknown_host_key_rejected(lab_inventory: Inventory, tmp_path: Path):
