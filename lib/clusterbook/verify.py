@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import shlex
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,6 +46,10 @@ def _compare(
     return None
 
 
+#: seconds between two attempts of a check given `retry_seconds`
+RETRY_INTERVAL = 1.0
+
+
 class Verify:
     """`group.verify`: checks of observable state."""
 
@@ -60,23 +65,38 @@ class Verify:
         contains: str | None = None,
         become: bool | None = None,
         description: str | None = None,
+        retry_seconds: float = 0,
     ) -> Results:
-        """Run `command` and expect its exit code, exact stripped stdout and/or a substring."""
+        """Run `command` and expect its exit code, exact stripped stdout and/or a substring.
+
+        `retry_seconds` is for a service that has just (re)started and may not answer yet:
+        a host whose output does not match runs the command again once a second until it
+        matches or `retry_seconds` have passed, and only then counts as failed.
+        """
+        if retry_seconds < 0:
+            raise ValueError(f"retry_seconds must be 0 or more, got {retry_seconds}")
         label = description or command
 
         def task(host: Host) -> HostResult:
-            result = get_connection(host).run(command, become=become)
-            mismatch = _compare(
-                result.stdout,
-                result.exit_code,
-                expected_stdout=stdout,
-                expected_exit=exit_code,
-                contains=contains,
-            )
+            deadline = time.monotonic() + retry_seconds
+            while True:
+                result = get_connection(host).run(command, become=become)
+                mismatch = _compare(
+                    result.stdout,
+                    result.exit_code,
+                    expected_stdout=stdout,
+                    expected_exit=exit_code,
+                    contains=contains,
+                )
+                if mismatch is None or time.monotonic() >= deadline:
+                    break
+                time.sleep(RETRY_INTERVAL)
             status, message = "ok", label
             if mismatch:
                 status = "failed"
                 message = f"{label}: expected {mismatch[0]}, got {mismatch[1]}"
+                if retry_seconds:
+                    message += f" (still after {retry_seconds:g} s of retries)"
                 if result.stderr.strip():
                     message += f" (stderr: {result.stderr.strip()[-300:]})"
             return HostResult(
@@ -115,13 +135,14 @@ class Verify:
             raise error
         return results
 
-    def service_running(self, name: str) -> Results:
+    def service_running(self, name: str, *, retry_seconds: float = 0) -> Results:
         """Check that the systemd unit is active."""
         return self.command(
             f"systemctl is-active {shlex.quote(name)}",
             stdout="active",
             exit_code=None,
             description=f"{name} is running",
+            retry_seconds=retry_seconds,
         )
 
     def service_enabled(self, name: str) -> Results:
@@ -133,13 +154,16 @@ class Verify:
             description=f"{name} is enabled",
         )
 
-    def port_listening(self, port: int, *, protocol: str = "tcp") -> Results:
+    def port_listening(
+        self, port: int, *, protocol: str = "tcp", retry_seconds: float = 0
+    ) -> Results:
         """Something listens on `port` (any address), according to `ss`."""
         flag = "-ltnH" if protocol == "tcp" else "-lunH"
         return self.command(
             f"ss {flag} 'sport = :{int(port)}' | grep -q . && echo listening || echo closed",
             stdout="listening",
             description=f"{protocol} port {port} is listening",
+            retry_seconds=retry_seconds,
         )
 
     def file_contains(self, path: str, text: str) -> Results:

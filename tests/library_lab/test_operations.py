@@ -300,3 +300,24 @@ def test_verify_passes_and_names_failures(lab: Cluster):
     assert error.actual == "'dalt'"
     assert "dalt: hostname: expected 'cargyll', got 'dalt'" in str(error)
     assert "cargyll:" not in str(error).split("\n", 1)[1]
+
+
+def test_verify_retries_until_state_appears(lab: Cluster):
+    """A service that answers a moment after its start passes when the check retries."""
+    node = lab.select("dalt")
+    marker = "/run/clusterbook-test-ready"
+    node.run(f"rm -f {marker}")
+    try:
+        node.run(f"nohup sh -c 'sleep 2; touch {marker}' >/dev/null 2>&1 &")
+        with pytest.raises(VerificationFailed):
+            node.verify.command(f"test -e {marker}")
+        node.verify.command(f"test -e {marker}", retry_seconds=30)
+    finally:
+        node.run(f"rm -f {marker}")
+
+
+def test_verify_retry_gives_up_and_says_so(lab: Cluster):
+    node = lab.select("dalt")
+    with pytest.raises(VerificationFailed) as info:
+        node.verify.command("test -e /run/clusterbook-test-never", retry_seconds=2)
+    assert "(still after 2 s of retries)" in str(info.value)
