@@ -111,6 +111,14 @@ class VerificationFailed(ClusterbookError):
         self.actual = actual
 
 
+class ParameterError(ClusterbookError):
+    """A chapter parameter has an invalid value; `name` is the parameter."""
+
+    def __init__(self, message: str, *, name: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+
+
 class SecretError(ClusterbookError):
     """A secret could not be read from its environment variable or file."""
 
