@@ -7,6 +7,7 @@ are throwaway notebooks that the runner executes on the local python3 kernel.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -207,3 +208,121 @@ def test_mask_registry_values_searched(monkeypatch):
     monkeypatch.setattr(secrets, "registered_values", lambda: ["registry-value-51c"], raising=False)
     found = book.known_secrets(None, [])
     assert leaks.KnownSecret("the clusterbook.secrets mask registry", "registry-value-51c") in found
+
+
+# Output folder ---------------------------------------------------------------------------
+
+
+def test_build_writes_output_marker(built):
+    _, _, result = built
+    assert (result.html_dir / book.OUTPUT_MARKER).is_file()
+
+
+def test_output_with_other_files_rejected(tmp_path):
+    make_root(tmp_path)
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(book.BookError, match="is not empty and no earlier clusterbook build"):
+        book.build(root=tmp_path, output=keep)
+    assert (keep / "notes.txt").read_text(encoding="utf-8") == "keep me"
+
+
+@pytest.mark.parametrize("target", [".", "notebooks", ".."])
+def test_output_protected_folders_rejected(tmp_path, target):
+    root = tmp_path / "repo"
+    root.mkdir()
+    make_root(root)
+    with pytest.raises(book.BookError, match="the build would delete its contents"):
+        book.build(root=root, output=root / target)
+    assert (root / "notebooks" / "001_hello.ipynb").is_file()
+
+
+def test_output_home_rejected(tmp_path, monkeypatch):
+    make_root(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    with pytest.raises(book.BookError, match="is your home folder"):
+        book.build(root=tmp_path, output=home)
+
+
+def test_output_accepted_cases(tmp_path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    default = root / "_build" / "html"
+    previous = tmp_path / "previous"
+    previous.mkdir()
+    (previous / "index.html").write_text("old", encoding="utf-8")
+    (previous / book.OUTPUT_MARKER).write_text("", encoding="utf-8")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for output in (default, previous, empty, tmp_path / "new"):
+        book.check_output(output, root, default)
+
+
+# Incomplete runs and unreadable secrets --------------------------------------------------
+
+
+def test_incomplete_run_rejected(tmp_path):
+    make_root(tmp_path)
+    write_chapter(tmp_path / "notebooks" / "002_fails.ipynb", COMMON_PARAMETERS, "1 / 0")
+    with pytest.raises(runner.ChapterFailed) as failure:
+        run_chapters(tmp_path, ["001", "002", "006"])
+    run_id = failure.value.run_dir.name
+    with pytest.raises(book.BookError) as rejected:
+        book.build(root=tmp_path, output=tmp_path / "site", run=run_id)
+    message = str(rejected.value)
+    assert f"run {run_id} is failed, not complete" in message
+    assert "chapters from the run: 001_hello" in message
+    assert "not executed or failed: 002_fails, 006_secret" in message
+    assert "--allow-incomplete" in message
+    assert not (tmp_path / "site").exists()
+    result = book.build(root=tmp_path, output=tmp_path / "site", run=run_id, allow_incomplete=True)
+    assert result.incomplete == ["002_fails", "006_secret"]
+    assert result.executed == ["001_hello"]
+
+
+def test_regenerated_secret_file_found_by_fingerprint(tmp_path):
+    make_root(tmp_path)
+    secret_file = tmp_path / "secret-outside" / "password"
+    secret_file.parent.mkdir()
+    secret_file.write_text(CANARY + "\n", encoding="utf-8")
+    write_chapter(
+        tmp_path / "notebooks" / "002_prints_file.ipynb",
+        COMMON_PARAMETERS,
+        "from clusterbook import runrecord\n"
+        f"runrecord.secret_source('file:{secret_file}')\n"
+        f"print('password', open({str(secret_file)!r}).read().strip())",
+    )
+    run_chapters(tmp_path, ["002"])
+    secret_file.write_text("regenerated-value-9e1\n", encoding="utf-8")
+    with pytest.raises(book.SecretInBook) as failure:
+        book.build(root=tmp_path, output=tmp_path / "site")
+    assert "002_prints_file.ipynb" in str(failure.value)
+    assert f"file:{secret_file}" in str(failure.value)
+    assert CANARY not in str(failure.value)
+
+
+def test_unreadable_secret_without_fingerprint_rejected(tmp_path, monkeypatch):
+    make_root(tmp_path)
+    monkeypatch.setenv(SECRET_ENV, CANARY)
+    run_dir = run_chapters(tmp_path, ["001", "006"])
+    record = runner.load_record(run_dir)
+    del record["secret_fingerprints"]
+    runner.save_record(run_dir, record)
+    monkeypatch.delenv(SECRET_ENV)
+    with pytest.raises(book.BookError, match=f"from env:{SECRET_ENV}: the build cannot read"):
+        book.build(root=tmp_path, output=tmp_path / "site")
+    result = book.build(root=tmp_path, output=tmp_path / "site", allow_unverified_secrets=True)
+    assert result.unverified_sources == [f"env:{SECRET_ENV}"]
+
+
+def test_fingerprint_search_finds_unescaped_value(tmp_path):
+    stored = leaks.fingerprint('pa"ss<word>')
+    (tmp_path / "page.html").write_text("<pre>pa&quot;ss&lt;word&gt;</pre>", encoding="utf-8")
+    (tmp_path / "nb.ipynb").write_text('{"text": "pa\\"ss<word>"}', encoding="utf-8")
+    (tmp_path / "clean.html").write_text("<pre>nothing here</pre>", encoding="utf-8")
+    found = leaks.scan_files_by_fingerprint([tmp_path], [("env:S", stored)])
+    assert sorted(leak.path.name for leak in found) == ["nb.ipynb", "page.html"]
+    assert "pa" not in json.dumps(stored)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 from chapter_factory import COMMON_PARAMETERS, RECORD_RESULTS, write_chapter
-from clusterbook import chapters, parameters, runner, runrecord
+from clusterbook import chapters, leaks, parameters, runner, runrecord
 
 SECRET_VALUE = "canary-Secret-4f9d"
 INVENTORY = """\
@@ -170,7 +171,7 @@ def test_run_stops_at_failed_chapter(failed_run):
 def test_run_record_counts_and_durations(failed_run):
     _, failure, _ = failed_run
     first = runner.load_record(failure.run_dir)["chapters"][0]
-    assert first["changes"] == {"ok": 2, "changed": 1, "failed": 0, "skipped": 0}
+    assert first["changes"] == {"ok": 2, "changed": 1, "would_change": 0, "failed": 0, "skipped": 0}
     assert first["duration"] > 0
     assert first["notebook"] == "001_first.ipynb"
 
@@ -322,10 +323,43 @@ def _parameter(default_source: str, annotation: str = "None") -> parameters.Para
         ("None", "allyrion", "allyrion"),
         ("None", "None", None),
         ('["a"]', "[b, c]", ["b", "c"]),
+        ('["a"]', "admin", ["admin"]),
+        ('["a"]', "admin, root", ["admin", "root"]),
+        ("[]", "10.0.0.0/8", ["10.0.0.0/8"]),
+        ("[1]", "2,3", [2, 3]),
+        ("[", "[x]", ["x"]),
+        ("None", "null", None),
+        ("None", "3", 3),
+        ("None", "[admin]", ["admin"]),
+        ('{"a": 1}', "{b: 2}", {"b": 2}),
     ],
 )
 def test_coerce_follows_default_type(default, raw, expected):
     assert parameters.coerce(_parameter(default), raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("annotation", "comment"),
+    [("list", ""), ("list[str] | None", ""), ("None", "list of user names")],
+)
+def test_coerce_none_default_as_list(annotation, comment):
+    parameter = parameters.Parameter("users", "None", annotation, secret=False, comment=comment)
+    assert parameters.coerce(parameter, "admin") == ["admin"]
+    assert parameters.coerce(parameter, "admin,ops") == ["admin", "ops"]
+
+
+@pytest.mark.parametrize(
+    ("default", "raw", "message"),
+    [
+        ('["a"]', "{b: 2}", "parameter name expects a list, got '{b: 2}'"),
+        ('{"a": 1}', "admin", "parameter name expects a mapping, got 'admin'"),
+        ("False", "maybe", "parameter name expects true or false, got 'maybe'"),
+        ("0.5", "fast", "parameter name expects a number, got 'fast'"),
+    ],
+)
+def test_coerce_rejects_type_mismatch(default, raw, message):
+    with pytest.raises(parameters.ParameterError, match=re.escape(message)):
+        parameters.coerce(_parameter(default), raw)
 
 
 def test_coerce_follows_annotation():
@@ -361,8 +395,58 @@ def test_chapter_record_counts(tmp_path):
         "\n".join(json.dumps(line) for line in lines) + "\nnot json\n", encoding="utf-8"
     )
     counts, sources = runner.read_chapter_record(record)
-    assert counts == {"ok": 0, "changed": 1, "failed": 0, "skipped": 1}
+    assert counts == {"ok": 0, "changed": 1, "would_change": 0, "failed": 0, "skipped": 1}
     assert sources == ["env:X"]
+
+
+def test_check_mode_counts_would_change(tmp_path):
+    write_chapter(
+        tmp_path / "notebooks" / "001_check.ipynb",
+        COMMON_PARAMETERS,
+        "from clusterbook import runrecord\n"
+        "runrecord.result('apt.present', 'allyrion', 'would_change')\n"
+        "runrecord.result('apt.present', 'bettley', 'would_change')\n"
+        "runrecord.result('command', 'fenn', 'ok')",
+    )
+    out = io.StringIO()
+    run_dir = runner.start([], settings_for(tmp_path, check=True, out=out))
+    changes = runner.load_record(run_dir)["chapters"][0]["changes"]
+    assert changes["would_change"] == 2
+    assert changes["changed"] == 0
+    assert changes["skipped"] == 0
+    assert "ok in" in out.getvalue()
+    assert "1 ok, 2 would change" in out.getvalue()
+    assert "0 change(s), 2 would change" in out.getvalue()
+
+
+def test_kernel_sockets_in_private_folder(tmp_path):
+    manager_class = runner.kernel_manager_class(tmp_path / "sockets", tmp_path / "kernel.log")
+    manager = manager_class(kernel_name="python3")
+    assert manager.transport == "ipc"
+    assert manager.ip == str(tmp_path / "sockets" / "kernel")
+
+
+def test_run_leaves_no_kernel_sockets(tmp_path):
+    write_chapter(tmp_path / "notebooks" / "001_quick.ipynb", COMMON_PARAMETERS, "x = 1")
+    runner.start([], settings_for(tmp_path))
+    leftovers = [path.name for path in (tmp_path / "notebooks").iterdir()]
+    assert leftovers == ["001_quick.ipynb"]
+
+
+def test_default_cell_timeout():
+    settings = runner.RunSettings(notebooks_dir=Path("n"), runs_dir=Path("r"))
+    assert settings.execution_timeout == runner.DEFAULT_CELL_TIMEOUT
+
+
+def test_secret_fingerprint_stored_not_value(failed_run):
+    _, failure, _ = failed_run
+    record = runner.load_record(failure.run_dir)
+    stored = record["secret_fingerprints"]["env:CLUSTERBOOK_SECRET_STATS_PASSWORD"]
+    assert len(stored) == 1
+    assert stored[0]["length"] == len(SECRET_VALUE)
+    assert leaks.matches_fingerprint(SECRET_VALUE, stored[0])
+    assert stored[0]["salt"] not in SECRET_VALUE
+    assert record["secret_fingerprints"]["file:/nonexistent/recorded-secret"] is None
 
 
 def test_hosts_in_error_whole_names():
@@ -400,6 +484,10 @@ def test_cell_timeout_names_cell(tmp_path):
         runner.start([], settings_for(tmp_path, execution_timeout=2))
     assert failure.value.error["ename"] == "CellTimeoutError"
     assert failure.value.error["cell_index"] == 2
+    assert failure.value.error["evalue"] == (
+        "the cell ran longer than 2 s and was stopped (raise it with --timeout)"
+    )
+    assert "time.sleep" not in str(failure.value)
 
 
 def test_runrecord_silent_outside_runs(tmp_path, monkeypatch):
@@ -429,3 +517,29 @@ def test_runrecord_lines_hold_no_values(tmp_path, monkeypatch):
         "kind": "secret",
         "source": "env:CLUSTERBOOK_HAPROXY_STATS_PASSWORD",
     }
+
+
+def test_run_record_counts_like_summary(tmp_path, monkeypatch):
+    from clusterbook.cluster import Cluster, HostGroup
+    from clusterbook.inventory import Inventory
+    from clusterbook.results import HostResult
+
+    (tmp_path / "lab.yml").write_text(INVENTORY, encoding="utf-8")
+    record = tmp_path / "006.jsonl"
+    monkeypatch.setenv(runrecord.RUN_RECORD_ENV, str(record))
+    cluster = Cluster(Inventory.load(tmp_path / "lab.yml"), check=True)
+    group = HostGroup(cluster, cluster.hosts, name="all")
+    statuses = {"allyrion": ("ok", False), "bettley": ("changed", True), "fenn": ("skipped", False)}
+
+    def task(host):
+        status, check_mode = statuses[host.name]
+        return HostResult(host.name, status=status, operation="read", check_mode=check_mode)
+
+    group._fan_out(task, title="read-only command")
+    counts, _ = runner.read_chapter_record(record)
+    summary = cluster.summary()
+    for status in runner.STATUS_COUNTS:
+        column = status.replace("_", " ")
+        assert counts[status] == sum(row[column] for row in summary.counts.values()), status
+    assert counts["would_change"] == 1
+    assert counts["ok"] == 1

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 #: files at the repository root that every staged book needs
 BOOK_FILES = ("_config.yml", "intro.md")
 SECRET_MASK = leaks.MASK
+#: file the build writes into every output folder, so a later build may replace that folder
+OUTPUT_MARKER = ".clusterbook-book"
+_OUTPUT_HINT = "give a new or empty folder, or one an earlier `clusterbook book build` wrote"
 _LOG_TAIL_LINES = 30
 
 
@@ -64,6 +68,10 @@ class BuildResult:
     unexecuted: list[str] = field(default_factory=list)
     masked_parameters: int = 0
     seconds: float = 0.0
+    #: chapters of an incomplete run that did not succeed
+    incomplete: list[str] = field(default_factory=list)
+    #: secret sources of the run that the build could not search for
+    unverified_sources: list[str] = field(default_factory=list)
 
     @property
     def index(self) -> Path:
@@ -129,6 +137,73 @@ def known_secrets(
     return found
 
 
+@dataclass
+class RunSecretChecks:
+    """How the build searches for the secrets of a run whose sources it cannot read now."""
+
+    #: (source, stored fingerprint) pairs to search for by salted hash
+    fingerprints: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: sources the run read that the build can neither read nor search for by fingerprint
+    unverified: list[str] = field(default_factory=list)
+
+
+def run_secret_checks(run_dir: Path | None) -> RunSecretChecks:
+    """Work out which secrets of a run the build must search for by fingerprint.
+
+    A source whose current value differs from the value the run fingerprinted (a
+    regenerated file, a `-p` value, an unset variable) is searched for by its
+    fingerprints. A source that the run could not read either is skipped. A run
+    recorded before fingerprints existed leaves its unreadable sources unverified.
+    """
+    checks = RunSecretChecks()
+    if run_dir is None:
+        return checks
+    record = runner.load_record(run_dir)
+    fingerprints = record.get("secret_fingerprints")
+    for source in dict.fromkeys(record.get("secret_sources", [])):
+        value = leaks.read_source(source)
+        if fingerprints is None or source not in fingerprints:
+            if not value:
+                checks.unverified.append(source)
+            continue
+        for stored in fingerprints[source] or []:
+            if not value or not leaks.matches_fingerprint(value, stored):
+                checks.fingerprints.append((source, stored))
+    return checks
+
+
+def _scan(
+    paths_to_scan: Sequence[Path],
+    secrets: Sequence[leaks.KnownSecret],
+    checks: RunSecretChecks,
+) -> list[leaks.Leak]:
+    found = leaks.scan_files(paths_to_scan, secrets)
+    found.extend(leaks.scan_files_by_fingerprint(paths_to_scan, checks.fingerprints))
+    return found
+
+
+def check_run_complete(run_dir: Path, allow_incomplete: bool) -> list[str]:
+    """Raise `BookError` when the run did not complete, unless `allow_incomplete`.
+
+    Returns the chapters of the run that did not succeed (empty for a complete run).
+    """
+    record = runner.load_record(run_dir)
+    status = record.get("status")
+    entries = record.get("chapters", [])
+    missing = [entry["name"] for entry in entries if entry.get("status") != "succeeded"]
+    if status == "complete" and not missing:
+        return []
+    included = [entry["name"] for entry in entries if entry.get("status") == "succeeded"]
+    if not allow_incomplete:
+        raise BookError(
+            f"run {run_dir.name} is {status}, not complete: chapters from the run: "
+            f"{', '.join(included) or 'none'}; not executed or failed: {', '.join(missing)}",
+            hint=f"resume it (clusterbook run --resume {run_dir.name}), choose a complete "
+            "run, or pass --allow-incomplete to build with those chapters unexecuted",
+        )
+    return missing
+
+
 def mask_secret_parameters(notebook: nbformat.NotebookNode) -> int:
     """Replace the injected values of the notebook's secret parameters by the mask.
 
@@ -162,6 +237,47 @@ def mask_secret_parameters(notebook: nbformat.NotebookNode) -> int:
             lines.append(line)
         cell.source = "\n".join(lines)
     return masked
+
+
+# Output folder ---------------------------------------------------------------------------
+
+
+def check_output(output: Path, root: Path, default: Path) -> None:
+    """Raise `BookError` unless the build may replace the folder `output`.
+
+    The build deletes the output folder before it moves the new HTML there. So it
+    takes only a missing or empty folder, the default `_build/html`, or a folder
+    that carries the marker file of an earlier build. It never takes the
+    repository root, a folder that contains it, the notebooks folder, or $HOME.
+    """
+    home = Path.home().resolve()
+    protected = {
+        root: "the repository root",
+        root / "notebooks": "the notebooks folder",
+        home: "your home folder",
+    }
+    for folder, what in protected.items():
+        if output == folder:
+            raise BookError(
+                f"--output {output} is {what}; the build would delete its contents",
+                hint=_OUTPUT_HINT,
+            )
+    if root.is_relative_to(output) or home.is_relative_to(output):
+        raise BookError(
+            f"--output {output} contains the repository or your home folder; "
+            "the build would delete its contents",
+            hint=_OUTPUT_HINT,
+        )
+    if output == default or not output.exists():
+        return
+    if not output.is_dir():
+        raise BookError(f"--output {output} exists and is not a folder", hint=_OUTPUT_HINT)
+    if any(output.iterdir()) and not (output / OUTPUT_MARKER).is_file():
+        raise BookError(
+            f"--output {output} is not empty and no earlier clusterbook build wrote it "
+            f"(it has no {OUTPUT_MARKER} file); the build would delete its contents",
+            hint=_OUTPUT_HINT,
+        )
 
 
 # Staging and building --------------------------------------------------------------------
@@ -246,19 +362,38 @@ def build(
     run: str | None = None,
     use_runs: bool = True,
     extra_secrets: Sequence[leaks.KnownSecret] = (),
+    allow_incomplete: bool = False,
+    allow_unverified_secrets: bool = False,
 ) -> BuildResult:
     """Build the HTML book and return where it landed.
 
     `run` names the run to take executed notebooks from (default: the latest
-    complete run; `use_runs=False` builds from notebooks/ only). `output` is the
-    folder that receives the HTML (default `_build/html`). Raises `SecretInBook`
-    when a known secret value is found in a staged notebook or a built file.
+    complete run; `use_runs=False` builds from notebooks/ only). A run that did not
+    complete raises `BookError` unless `allow_incomplete`. `output` is the folder
+    that receives the HTML (default `_build/html`, see `check_output`). Raises
+    `SecretInBook` when a known secret value is found in a staged notebook or a
+    built file, and `BookError` when a secret source of the run can be neither read
+    nor searched for by fingerprint, unless `allow_unverified_secrets`.
     """
     started = time.monotonic()
     root = (root or paths.repo_root()).resolve()
-    output = (output or root / "_build" / "html").resolve()
+    default_output = root / "_build" / "html"
+    output = (output or default_output).resolve()
+    check_output(output, root, default_output)
     notebooks_dir = root / "notebooks"
     run_dir = choose_run(root / "runs", run) if (use_runs or run) else None
+    missing = check_run_complete(run_dir, allow_incomplete) if run_dir else []
+    checks = run_secret_checks(run_dir)
+    if checks.unverified and not allow_unverified_secrets:
+        raise BookError(
+            f"cannot search the book for the secrets of run {run_dir.name} from "
+            f"{', '.join(checks.unverified)}: the build cannot read them now and the run "
+            "stored no fingerprint of their values",
+            hint="set the variables or restore the files the run read, or pass "
+            "--allow-unverified-secrets to build without searching for them",
+        )
+    if checks.unverified:
+        log.warning("not searching for the secrets from %s", ", ".join(checks.unverified))
 
     work_dir = root / "_build" / "book-work"
     if work_dir.exists():
@@ -269,13 +404,13 @@ def build(
     executed, unexecuted, masked = stage(root, stage_dir, notebooks_dir, run_dir)
     secrets = known_secrets(run_dir, sorted(stage_dir.glob("notebooks/*.ipynb")), extra_secrets)
 
-    found = leaks.scan_files([stage_dir], secrets)
+    found = _scan([stage_dir], secrets, checks)
     if found:
         shutil.rmtree(work_dir)
         raise SecretInBook(found, "staged book sources")
 
     html_dir = run_jupyter_book(stage_dir, work_dir)
-    found = leaks.scan_files([work_dir / "_build"], secrets)
+    found = _scan([work_dir / "_build"], secrets, checks)
     if found:
         shutil.rmtree(work_dir)
         raise SecretInBook(found, "built book")
@@ -286,6 +421,11 @@ def build(
             hint="keep `html_copy_source: false` under sphinx: config: in _config.yml",
         )
 
+    (html_dir / OUTPUT_MARKER).write_text(
+        "Written by clusterbook book build, which replaces this folder on the next build.\n",
+        encoding="utf-8",
+    )
+    check_output(output, root, default_output)
     if output.exists():
         shutil.rmtree(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -297,6 +437,8 @@ def build(
         unexecuted=unexecuted,
         masked_parameters=masked,
         seconds=round(time.monotonic() - started, 1),
+        incomplete=missing,
+        unverified_sources=checks.unverified,
     )
 
 
@@ -321,7 +463,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-run", action="store_true", help="build from notebooks/ only, ignoring runs/"
     )
     build_parser.add_argument(
-        "--output", type=Path, metavar="DIR", help="folder for the HTML (default: _build/html)"
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="folder for the HTML (default: _build/html); it must be new, empty or "
+        "written by an earlier build, because the build replaces it",
+    )
+    build_parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="build from a failed or interrupted --run; its missing chapters have no outputs",
+    )
+    build_parser.add_argument(
+        "--allow-unverified-secrets",
+        action="store_true",
+        help="build even when secrets the run read can be neither read again nor "
+        "searched for by fingerprint",
     )
     build_parser.set_defaults(func=build_command)
 
@@ -341,9 +498,28 @@ def build_command(args: argparse.Namespace) -> int:
     if args.run and args.no_run:
         raise BookError("--run and --no-run contradict each other", hint="give one of them")
     print("building the book (this does not execute any notebook) ...", flush=True)
-    result = build(output=args.output, run=args.run, use_runs=not args.no_run)
+    result = build(
+        output=args.output,
+        run=args.run,
+        use_runs=not args.no_run,
+        allow_incomplete=args.allow_incomplete,
+        allow_unverified_secrets=args.allow_unverified_secrets,
+    )
+    if result.incomplete:
+        print(
+            f"WARNING: run {result.run_dir.name} is not complete; chapters that failed or "
+            f"did not run: {', '.join(result.incomplete)}"
+        )
+    if result.unverified_sources:
+        print(
+            "WARNING: the book was not searched for the secrets from "
+            + ", ".join(result.unverified_sources)
+        )
     if result.run_dir:
-        print(f"executed chapters from run {result.run_dir.name}: {len(result.executed)}")
+        print(
+            f"executed chapters from run {result.run_dir.name}: {len(result.executed)} "
+            f"({', '.join(result.executed) or 'none'})"
+        )
     else:
         print("no complete run under runs/: the book shows the chapters without outputs")
     if result.unexecuted and result.run_dir:

@@ -154,21 +154,22 @@ class Cluster:
                 if len(step.results):
                     _display(step.results)
 
-    def _record(self, results: Results, *, run_record: bool = False) -> None:
+    def _record(self, results: Results) -> None:
+        # The run record counts exactly the results that `summary()` counts, read-only
+        # commands included, so run.json and the chapter's closing table agree.
         step_title = self._step.title if self._step is not None else ""
         self.history.extend((step_title, result) for result in results.rows)
-        if run_record:
-            for result in results.rows:
-                # A check-mode prediction changed nothing, so the run record counts it as skipped.
-                status = "skipped" if result.check_mode else result.status
-                runrecord.result(result.operation, result.host, status, step_title or None)
+        for result in results.rows:
+            runrecord.result(
+                result.operation, result.host, _run_record_status(result), step_title or None
+            )
         if self._step is not None:
             self._step.results.extend(results)
 
     def _record_handlers(self, results: Results) -> None:
         self.history.extend(("handlers", result) for result in results.rows)
         for result in results.rows:
-            runrecord.result(result.operation, result.host, result.status, "handlers")
+            runrecord.result(result.operation, result.host, _run_record_status(result), "handlers")
 
     def summary(self) -> Summary:
         """Count what every command and operation of this cluster did, per host."""
@@ -247,6 +248,13 @@ class Cluster:
         for requirement in self._requirements:
             missing += [c for c in requirement.capabilities if c not in host.capabilities]
         return list(dict.fromkeys(missing))
+
+
+def _run_record_status(result: HostResult) -> str:
+    """Return the run-record status of a result, counted like the `Summary` columns."""
+    if result.status == "changed" and result.check_mode:
+        return "would_change"
+    return result.status
 
 
 def _log_changes(results: Results) -> None:
@@ -348,19 +356,18 @@ class HostGroup(Sequence[Host]):
                 message=message,
             )
 
-        return self._fan_out(task, title=command, run_record=changes)
+        return self._fan_out(task, title=command)
 
-    def _fan_out(self, task, *, title: str, run_record: bool = False) -> Results:
-        # run_record: also write the results to the run record of `clusterbook run`
+    def _fan_out(self, task, *, title: str) -> Results:
         try:
             results = fan_out(self.hosts, task, title=title, max_workers=self.cluster.max_workers)
         except ClusterbookError as exc:
             partial = getattr(exc, "results", None)
             if isinstance(partial, Results):
-                self.cluster._record(partial, run_record=run_record)
+                self.cluster._record(partial)
                 _log_changes(partial)
             raise
-        self.cluster._record(results, run_record=run_record)
+        self.cluster._record(results)
         _log_changes(results)
         return results
 
@@ -379,7 +386,7 @@ class HostGroup(Sequence[Host]):
             )
             return operation(ctx, *args, **kwargs)
 
-        return self._fan_out(task, title=title, run_record=True)
+        return self._fan_out(task, title=title)
 
     # Operation namespaces
 

@@ -8,10 +8,12 @@ HTML escaping, and reports only the source of a match, never the value.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
 import os
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,97 @@ def from_sources(sources: Iterable[str]) -> list[KnownSecret]:
         if value:
             found.append(KnownSecret(source, value))
     return found
+
+
+def fingerprint(value: str) -> dict[str, Any]:
+    """Return a salted SHA-256 fingerprint of a secret value, safe to store in run.json.
+
+    It stores the value's length in characters, a random salt and
+    sha256(salt + value). The book build uses it to find the value in text after the
+    value's source can no longer be read (`find_fingerprint`).
+    """
+    salt = secrets.token_hex(16)
+    digest = hashlib.sha256((salt + value).encode("utf-8")).hexdigest()
+    return {"length": len(value), "salt": salt, "sha256": digest}
+
+
+def matches_fingerprint(value: str, stored: dict[str, Any]) -> bool:
+    """Return True when `value` is the value behind the fingerprint `stored`."""
+    if len(value) != stored.get("length"):
+        return False
+    digest = hashlib.sha256((stored["salt"] + value).encode("utf-8")).hexdigest()
+    return digest == stored.get("sha256")
+
+
+def find_fingerprint(text: str, stored: dict[str, Any]) -> bool:
+    """Return True when some substring of `text` has the fingerprint `stored`.
+
+    Every substring of the stored length is hashed, so this costs one SHA-256 per
+    character of `text`. Callers unescape JSON and HTML text first, because the
+    fingerprint only matches the raw value.
+    """
+    length = stored.get("length")
+    if not isinstance(length, int) or length < MIN_SECRET_LENGTH or length > len(text):
+        return False
+    salt = stored["salt"].encode("utf-8")
+    expected = stored["sha256"]
+    for start in range(len(text) - length + 1):
+        window = text[start : start + length]
+        if hashlib.sha256(salt + window.encode("utf-8")).hexdigest() == expected:
+            return True
+    return False
+
+
+def _unescaped_texts(data: bytes) -> list[str]:
+    """Return the forms of a file's text in which a raw secret value would appear."""
+    text = data.decode("utf-8", errors="replace")
+    forms = [text, html.unescape(text)]
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return forms
+    strings: list[str] = []
+    _collect_strings(parsed, strings)
+    forms.append("\n".join(strings))
+    return forms
+
+
+def _collect_strings(data: Any, strings: list[str]) -> None:
+    if isinstance(data, str):
+        strings.append(data)
+    elif isinstance(data, list):
+        for item in data:
+            _collect_strings(item, strings)
+    elif isinstance(data, dict):
+        for key, item in data.items():
+            strings.append(str(key))
+            _collect_strings(item, strings)
+
+
+def scan_files_by_fingerprint(
+    paths: Iterable[Path], fingerprints: Sequence[tuple[str, dict[str, Any]]]
+) -> list[Leak]:
+    """Return every file among `paths` that contains a value given only by fingerprint.
+
+    `fingerprints` pairs a source with a stored fingerprint. Only text files are
+    searched (`.ipynb`, `.json`, `.html`, `.txt`, `.md`, `.js`, `.yml`), and none
+    under a `_static` folder.
+    """
+    if not fingerprints:
+        return []
+    found = []
+    for path in _walk(paths):
+        # _static/ holds the theme's JavaScript and CSS, never chapter text.
+        if path.suffix not in _TEXT_SUFFIXES or "_static" in path.parts:
+            continue
+        texts = _unescaped_texts(path.read_bytes())
+        for source, stored in fingerprints:
+            if any(find_fingerprint(text, stored) for text in texts):
+                found.append(Leak(path, source))
+    return found
+
+
+_TEXT_SUFFIXES = {".ipynb", ".json", ".html", ".txt", ".md", ".js", ".yml"}
 
 
 def _variants(value: str) -> set[str]:

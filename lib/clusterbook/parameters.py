@@ -2,8 +2,8 @@
 
 A chapter's `parameters` cell declares its parameters with defaults. Values from
 the command line arrive as strings, and `coerce` converts each one to the type of
-the parameter's default. So `-p k8s_version 1.30` stays the string "1.30" when
-the default is a string, where papermill's own `-p` would turn it into 1.3.
+the parameter's default. So `-p kubernetes_version 1.30` stays the string "1.30"
+when the default is a string, where papermill's own `-p` would turn it into 1.3.
 
 A line of the parameters cell that ends with the comment `# secret` marks a
 secret parameter. Its value never enters the notebook: `secret_injection` puts
@@ -48,6 +48,8 @@ class Parameter:
     #: annotation name papermill found, or "None" when the line has none
     annotation: str
     secret: bool
+    #: the comment at the end of the parameter's line, e.g. "list of user names"
+    comment: str = ""
 
     @property
     def default(self) -> Any:
@@ -87,6 +89,7 @@ def declared_parameters(path: Path) -> dict[str, Parameter]:
             default_source=str(info.get("default", "")),
             annotation=str(info.get("inferred_type_name", "None")),
             secret=name in secrets,
+            comment=str(info.get("help") or ""),
         )
         for name, info in found.items()
     }
@@ -94,64 +97,117 @@ def declared_parameters(path: Path) -> dict[str, Parameter]:
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
-_ANNOTATED_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list}
+_ANNOTATED_TYPES = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a mapping",
+}
+_LIST_HINT = re.compile(r"\blist\b|comma-separated", re.IGNORECASE)
 
 
 def _expected_type(parameter: Parameter) -> type | None:
-    annotated = _ANNOTATED_TYPES.get(parameter.annotation)
+    """Return the type a value must have, or None when any YAML value fits."""
+    annotation = parameter.annotation.replace("typing.", "").strip()
+    base = re.split(r"[\[|]", annotation, maxsplit=1)[0].strip().lower()
+    annotated = _ANNOTATED_TYPES.get(base)
     if annotated is not None:
         return annotated
+    if annotation.startswith("Optional[") and "list" in annotation.lower():
+        return list
     default = parameter.default
-    if default is _NO_DEFAULT or default is None:
-        return None
+    if default is _NO_DEFAULT:
+        # A default over several lines reaches papermill as its first line only, e.g. "[".
+        first = parameter.default_source.lstrip()[:1]
+        return {"[": list, "{": dict}.get(first)
+    if default is None:
+        return list if _LIST_HINT.search(parameter.comment) else None
     if isinstance(default, tuple):
         return list
     return type(default)
 
 
+def _mismatch(parameter: Parameter, raw: str, expected: type) -> ParameterError:
+    return ParameterError(
+        f"parameter {parameter.name} expects {_TYPE_NAMES[expected]}, got {raw!r}",
+        hint=f"the chapter's default is {parameter.default_source}",
+    )
+
+
+def _load_yaml(parameter: Parameter, raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ParameterError(
+            f"parameter {parameter.name} expects a YAML value, got {raw!r}: {exc}",
+            hint=f"the chapter's default is {parameter.default_source}",
+        ) from None
+
+
+def _as_list(parameter: Parameter, raw: str) -> list[Any]:
+    value = _load_yaml(parameter, raw)
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict) or value is None:
+        raise _mismatch(parameter, raw, list)
+    # A scalar is a comma-separated list: `admin` -> ["admin"], `a, b` -> ["a", "b"].
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    default = parameter.default
+    if (
+        isinstance(default, list | tuple)
+        and default
+        and not any(isinstance(item, str) for item in default)
+    ):
+        return [yaml.safe_load(item) for item in items]
+    return items
+
+
 def coerce(parameter: Parameter, raw: str) -> Any:
     """Convert the command-line string `raw` to the type of `parameter`'s default.
 
-    A string default keeps `raw` as it is. A default of `None` (or one that is not
-    a literal) takes `raw` as a string, except that `None` and `null` give None.
+    A string default keeps `raw` as it is, so `1.30` stays "1.30". A list default
+    takes a YAML list (`[a, b]`) or comma-separated items (`a,b`, or `a` for one
+    item). A dict default takes a YAML mapping, bool, int and float defaults take
+    those types. A default of `None` takes any YAML value, or a list when the
+    annotation or the comment of its line says list. A value of the wrong type
+    raises `ParameterError`.
     """
     expected = _expected_type(parameter)
-    if expected is None:
-        return None if raw in ("None", "null") else raw
     if expected is str:
         return raw
+    if expected is None:
+        if parameter.default is _NO_DEFAULT:
+            return raw
+        if raw == "None":
+            return None
+        return _load_yaml(parameter, raw)
     if expected is bool:
         lowered = raw.strip().lower()
         if lowered in _TRUE:
             return True
         if lowered in _FALSE:
             return False
-        raise ParameterError(
-            f"parameter {parameter.name} expects true or false, got {raw!r}",
-            hint=f"pass -p {parameter.name} true (or false)",
-        )
+        raise _mismatch(parameter, raw, bool)
     if expected in (int, float):
         try:
             return expected(raw)
         except ValueError:
-            kind = "an integer" if expected is int else "a number"
-            raise ParameterError(
-                f"parameter {parameter.name} expects {kind}, got {raw!r}",
-                hint=f"the chapter's default is {parameter.default_source}",
-            ) from None
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ParameterError(
-            f"parameter {parameter.name} expects YAML for a {expected.__name__}, "
-            f"got {raw!r}: {exc}",
-            hint=f"the chapter's default is {parameter.default_source}",
-        ) from None
+            raise _mismatch(parameter, raw, expected) from None
+    if expected is list:
+        return _as_list(parameter, raw)
+    value = _load_yaml(parameter, raw)
     if not isinstance(value, expected):
-        raise ParameterError(
-            f"parameter {parameter.name} expects a {expected.__name__}, got {raw!r}",
-            hint=f"the chapter's default is {parameter.default_source}",
-        )
+        raise _mismatch(parameter, raw, expected)
     return value
 
 

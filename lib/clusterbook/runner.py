@@ -4,9 +4,9 @@ A run lives in `runs/<UTC timestamp>/`: one executed notebook per chapter, a
 `records/` folder with the operation results the library appended while each
 chapter ran, and `run.json`, the run record. The record stores each chapter's
 status, duration, change counts and injected parameters (secret parameters only
-as `env:`/`file:` references), and it names where secrets came from so the book
-build can search its output for them. A run stops at the first failing chapter;
-`resume` continues with that chapter.
+as `env:`/`file:` references). It names where secrets came from, with a salted
+fingerprint of each value, so the book build can search its output for them. A
+run stops at the first failing chapter, and `resume` continues with that chapter.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -28,6 +30,7 @@ import nbformat
 import papermill
 import yaml
 from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
@@ -44,7 +47,11 @@ RUN_ID_ENV = "CLUSTERBOOK_RUN_ID"
 
 #: the parameters every chapter declares, set by --inventory, --limit and --check
 COMMON_PARAMETERS = ("inventory", "limit", "check")
-STATUS_COUNTS = ("ok", "changed", "failed", "skipped")
+#: the result counts of a chapter in run.json; `would_change` counts the results of
+#: check-mode operations that would have changed a host
+STATUS_COUNTS = ("ok", "changed", "would_change", "failed", "skipped")
+#: seconds one cell may run when --timeout is not given
+DEFAULT_CELL_TIMEOUT = 1800
 #: cells papermill adds to an executed notebook that the chapter's source does not have
 _ADDED_CELL_TAGS = {"papermill-error-cell-tag", "injected-parameters"}
 _ERROR_TEXT_LINES = 12
@@ -53,9 +60,11 @@ _ERROR_TEXT_LINES = 12
 class IPCKernelManager(AsyncKernelManager):
     """A kernel manager that talks to the kernel over Unix sockets instead of loopback TCP.
 
-    The sockets live next to the connection file in the Jupyter runtime folder, so
-    only this user can reach the kernel, and ipykernel 7 does not warn about
-    unencrypted TCP on every start.
+    Unix sockets keep other users away from the kernel, and ipykernel 7 does not
+    warn about unencrypted TCP on every start. Without a connection file,
+    jupyter_client would put the sockets at the relative path `kernel-ipc-N`, which
+    two runs at once share, so `kernel_manager_class` gives each chapter a class
+    whose sockets live in a private temporary folder.
     """
 
     @default("transport")
@@ -63,8 +72,42 @@ class IPCKernelManager(AsyncKernelManager):
         return "ipc"
 
 
+def kernel_manager_class(socket_dir: Path, kernel_log: Path) -> type[IPCKernelManager]:
+    """Return an `IPCKernelManager` subclass whose sockets are `socket_dir/kernel-N` and
+    whose kernel writes its own stderr to `kernel_log`.
+
+    The kernel's stderr goes to a file because ipykernel prints a ZMQError traceback
+    there when a cell timeout or Ctrl-C stops it mid-reply. The notebook keeps
+    everything a cell prints, so the terminal loses nothing a reader needs.
+    """
+
+    class PrivateIPCKernelManager(IPCKernelManager):
+        @default("ip")
+        def _default_ip(self) -> str:
+            return str(socket_dir / "kernel")
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            with kernel_log.open("ab") as log_file:
+                kw.setdefault("stderr", log_file)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return PrivateIPCKernelManager
+
+
 class RunError(ClusterbookError):
     """A run cannot start or resume as requested."""
+
+
+class RunInterrupted(ClusterbookError):
+    """Ctrl-C or SIGTERM stopped a run; its record says `interrupted` and it can resume."""
+
+    def __init__(self, run_dir: Path, chapter: str) -> None:
+        self.run_dir = run_dir
+        self.chapter = chapter
+        super().__init__(
+            f"run {run_dir.name} interrupted in chapter {chapter}",
+            hint=f"continue with: clusterbook run --resume {run_dir.name}",
+        )
 
 
 class ChapterFailed(ClusterbookError):
@@ -95,7 +138,7 @@ class RunSettings:
     #: papermill's per-cell progress bar; None shows it only when stderr is a terminal
     progress_bar: bool | None = None
     #: seconds a single cell may run; None waits for ever
-    execution_timeout: int | None = None
+    execution_timeout: int | None = DEFAULT_CELL_TIMEOUT
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
@@ -320,8 +363,12 @@ def describe_failure(
     notebook_path: Path,
     inventory: Path | None,
     secrets: Sequence[leaks.KnownSecret],
+    timeout: int | None = None,
 ) -> dict[str, Any]:
-    """Return the structured description of a chapter failure for the run record."""
+    """Return the structured description of a chapter failure for the run record.
+
+    `timeout` is the cell timeout in seconds, named in the message of a cell timeout.
+    """
     index, cell = _failing_cell(notebook_path)
     if isinstance(exc, PapermillExecutionError):
         ename, evalue = exc.ename, exc.evalue
@@ -331,6 +378,10 @@ def describe_failure(
         ename, evalue = type(exc).__name__, str(exc)
         execution_count = cell.get("execution_count") if cell else None
         source = cell.source if cell else ""
+    if isinstance(exc, CellTimeoutError):
+        # nbclient's message repeats the cell source; the summary names the cell already.
+        limit = f"{timeout} s" if timeout else "its timeout"
+        evalue = f"the cell ran longer than {limit} and was stopped (raise it with --timeout)"
     evalue, _ = leaks.scrub(evalue, secrets)
     source, _ = leaks.scrub(source, secrets)
     hosts = hosts_in_error(evalue, inventory_host_names(inventory)) if inventory else []
@@ -407,8 +458,35 @@ def _scrub_notebook_file(path: Path, secrets: Sequence[leaks.KnownSecret]) -> in
     return changed
 
 
+def _fingerprint_sources(record: dict[str, Any], secret_env: dict[str, str]) -> None:
+    """Store a salted fingerprint of each secret source's current value in the record.
+
+    The book build searches for a fingerprint when the source can no longer be read
+    (a `-p` value, an unset variable, a regenerated file). A source this process
+    cannot read either maps to None: the chapter's kernel, which has the same
+    environment and user, could not have read a value from it.
+    """
+    stored: dict[str, list[dict[str, Any]] | None] = record.setdefault("secret_fingerprints", {})
+    for source in record["secret_sources"]:
+        variable = source.removeprefix("env:") if source.startswith("env:") else None
+        value = secret_env.get(variable) if variable else None
+        if value is None:
+            value = leaks.read_source(source)
+        if not value:
+            stored.setdefault(source, None)
+            continue
+        known = stored.get(source) or []
+        if not any(leaks.matches_fingerprint(value, item) for item in known):
+            known.append(leaks.fingerprint(value))
+        stored[source] = known
+
+
 def _format_counts(counts: dict[str, int]) -> str:
-    shown = [f"{counts[status]} {status}" for status in STATUS_COUNTS if counts.get(status)]
+    shown = [
+        f"{counts[status]} {status.replace('_', ' ')}"
+        for status in STATUS_COUNTS
+        if counts.get(status)
+    ]
     return ", ".join(shown) if shown else "no operations recorded"
 
 
@@ -425,6 +503,7 @@ def _execute_chapters(
     records_dir = run_dir / "records"
     records_dir.mkdir(exist_ok=True)
     total = len(entries)
+    _fingerprint_sources(record, secret_env)
 
     for position, entry in enumerate(entries, start=1):
         if entry["status"] == "succeeded":
@@ -451,6 +530,7 @@ def _execute_chapters(
 
         failure: BaseException | None = None
         started = time.monotonic()
+        socket_dir = Path(tempfile.mkdtemp(prefix="clusterbook-kernel-"))
         try:
             with _environment(env):
                 papermill.execute_notebook(
@@ -462,19 +542,24 @@ def _execute_chapters(
                     log_output=False,
                     cwd=str(chapter.path.parent),
                     execution_timeout=settings.execution_timeout,
-                    kernel_manager_class=IPCKernelManager,
+                    kernel_manager_class=kernel_manager_class(
+                        socket_dir, (records_dir / f"{chapter.name}.kernel.log").resolve()
+                    ),
                 )
         except KeyboardInterrupt:
             entry.update(status="interrupted", duration=round(time.monotonic() - started, 3))
             record.update(status="interrupted", finished=datetime.now(UTC).isoformat())
             save_record(run_dir, record)
-            raise
+            raise RunInterrupted(run_dir, chapter.name) from None
         except Exception as exc:  # any failure stops the run; it is recorded below
             failure = exc
+        finally:
+            shutil.rmtree(socket_dir, ignore_errors=True)
         duration = round(time.monotonic() - started, 3)
 
         counts, sources = read_chapter_record(record_path)
         record["secret_sources"] = list(dict.fromkeys([*record["secret_sources"], *sources]))
+        _fingerprint_sources(record, secret_env)
         scrubbed = _scrub_notebook_file(output, secrets)
         entry.update(duration=duration, changes=counts)
         if scrubbed:
@@ -487,7 +572,7 @@ def _execute_chapters(
             continue
 
         inventory = _chapter_inventory(entry["parameters"], chapter)
-        error = describe_failure(failure, output, inventory, secrets)
+        error = describe_failure(failure, output, inventory, secrets, settings.execution_timeout)
         entry.update(status="failed", error=error)
         record.update(status="failed", finished=datetime.now(UTC).isoformat())
         save_record(run_dir, record)
@@ -496,9 +581,11 @@ def _execute_chapters(
 
     record.update(status="complete", finished=datetime.now(UTC).isoformat())
     save_record(run_dir, record)
-    changed = sum(entry.get("changes", {}).get("changed", 0) for entry in entries)
+    changed = sum((entry.get("changes") or {}).get("changed", 0) for entry in entries)
+    would_change = sum((entry.get("changes") or {}).get("would_change", 0) for entry in entries)
+    predicted = f", {would_change} would change" if record.get("check") or would_change else ""
     print(
-        f"run {record['id']} complete: {total} chapter(s), {changed} change(s); "
+        f"run {record['id']} complete: {total} chapter(s), {changed} change(s){predicted}; "
         f"executed notebooks in {run_dir}",
         file=out,
         flush=True,
@@ -516,6 +603,12 @@ def start(specs: Sequence[str], settings: RunSettings) -> Path:
         raise RunError(
             f"no chapter notebooks (NNN_slug.ipynb) in {settings.notebooks_dir}",
             hint="run from the repository root or pass the notebooks folder",
+        )
+    if settings.limit is not None and not settings.limit.strip():
+        raise RunError(
+            "--limit is empty, and an empty host pattern would select no host",
+            hint="give a host pattern such as --limit allyrion, or leave out --limit "
+            "to run on every host",
         )
     selected = chapter_index.select(available, specs)
     plan = plan_parameters(selected, settings)

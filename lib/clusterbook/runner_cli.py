@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from pathlib import Path
 
 from clusterbook import paths, runner
@@ -14,7 +15,8 @@ examples:
   clusterbook run 001-010                    every chapter from 001 to 010
   clusterbook run 006 --limit allyrion       one chapter on one host
   clusterbook run --check                    every chapter, changing nothing
-  clusterbook run 006 -p k8s_version 1.30    a string parameter stays "1.30"
+  clusterbook run 009 -p kubernetes_version 1.30
+                                             a string parameter stays "1.30"
   clusterbook run --resume 20261204T210512Z  continue a failed run at the failed chapter
 
 A parameter marked `# secret` in a chapter's parameters cell never enters the
@@ -63,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout",
         type=int,
         metavar="SECONDS",
-        help="maximum time one cell may run (default: no limit)",
+        default=runner.DEFAULT_CELL_TIMEOUT,
+        help=f"maximum time one cell may run (default: {runner.DEFAULT_CELL_TIMEOUT})",
     )
     parser.add_argument(
         "--kernel", default="python3", metavar="NAME", help="Jupyter kernel (default: python3)"
@@ -77,10 +80,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_command)
 
 
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    # The runner handles KeyboardInterrupt: it marks the run `interrupted` and stops.
+    raise KeyboardInterrupt
+
+
+def _drop_timeout_message(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Timeout waiting for execute reply")
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Start or resume a run and return the exit status."""
     if not getattr(args, "verbose", False):
-        logging.getLogger("papermill").setLevel(logging.WARNING)
+        papermill_log = logging.getLogger("papermill")
+        papermill_log.setLevel(logging.WARNING)
+        # The failure summary reports a cell timeout once, with the cell and the limit.
+        papermill_log.addFilter(_drop_timeout_message)
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     settings = runner.RunSettings(
         notebooks_dir=args.notebooks or paths.repo_root() / "notebooks",
         runs_dir=args.runs or paths.repo_root() / "runs",
@@ -92,7 +108,7 @@ def run_command(args: argparse.Namespace) -> int:
         execution_timeout=args.timeout,
     )
     if args.resume:
-        if args.chapters or args.inventory or args.limit or args.check:
+        if args.chapters or args.inventory or args.limit is not None or args.check:
             raise ClusterbookError(
                 "--resume continues a run with its own chapters, inventory, limit and check mode",
                 hint="drop CHAPTER, --inventory, --limit and --check, or start a new run",

@@ -40,7 +40,11 @@ def _append(entry: dict[str, object]) -> None:
 
 
 def result(operation: str, host: str, status: str, step: str | None = None) -> None:
-    """Record one host result (`ok`, `changed`, `failed` or `skipped`) of an operation."""
+    """Record one host result of a command or operation.
+
+    `status` is `ok`, `changed`, `would_change` (a check-mode operation that would
+    have changed the host), `failed` or `skipped`.
+    """
     _append(
         {"kind": "result", "operation": operation, "host": host, "status": status, "step": step}
     )
