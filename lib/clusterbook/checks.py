@@ -195,6 +195,7 @@ def secret_reference(
         raise ParameterError(
             f"{name}: environment variable {rest} is {state}",
             name=name,
-            hint=f"export {rest} with a non-empty value, or pass another reference with -p {name}",
+            hint=f"give {rest} a non-empty value (`clusterbook run -p {name} VALUE` sets one "
+            f"for you), or pass another reference: -p {name} env:NAME or file:/path",
         )
     return value

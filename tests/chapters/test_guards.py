@@ -50,3 +50,50 @@ def test_version_given_as_string(tmp_path, lab_inventory):
         yaml_parameters="kubernetes_version: '1.30'",
     )
     assert "https://pkgs.k8s.io/core:/stable:/v1.30/deb/" in (tmp_path / "009.ipynb").read_text()
+
+
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+
+
+def haproxy_cfg_hash(nodes) -> str:
+    return nodes["allyrion"].run(f"sudo sha256sum {HAPROXY_CFG} 2>&1").stdout
+
+
+@pytest.mark.parametrize(
+    ("parameters", "env", "expected"),
+    [
+        (
+            {"stats_password": "env:NOPE_UNSET"},
+            {},
+            "stats_password: environment variable NOPE_UNSET is not set",
+        ),
+        (
+            {"stats_password": "env:CLUSTERBOOK_SECRET_STATS_PASSWORD"},
+            {"CLUSTERBOOK_SECRET_STATS_PASSWORD": ""},
+            "stats_password: environment variable CLUSTERBOOK_SECRET_STATS_PASSWORD is empty",
+        ),
+        ({"stats_password": ""}, {}, "stats_password is not a secret reference"),
+        (
+            {"stats_user": "ad min"},
+            {},
+            "stats_user is 'ad min' (str), expected a non-empty string of letters",
+        ),
+    ],
+    ids=["unset-variable", "empty-variable", "empty-reference", "user-with-space"],
+)
+def test_load_balancer_bad_parameter(tmp_path, nodes, monkeypatch, parameters, env, expected):
+    # The lab's password file must not stand in for a password the caller named.
+    monkeypatch.delenv("NOPE_UNSET", raising=False)
+    before = haproxy_cfg_hash(nodes)
+    proc, _notebook = run_chapter(
+        "006_load_balancer",
+        tmp_path / "006.ipynb",
+        parameters=parameters,
+        env=env,
+        expect_success=False,
+    )
+    assert proc.returncode != 0
+    assert "ParameterError" in proc.stderr
+    assert expected in proc.stderr
+    assert "using the lab's password file" not in proc.stderr
+    assert haproxy_cfg_hash(nodes) == before, "haproxy.cfg changed although the chapter stopped"
