@@ -60,6 +60,16 @@ class CommandResult:
         return self.exit_code == 0
 
 
+def _close_quietly(client: paramiko.SSHClient, sock: socket.socket) -> None:
+    """Stop a failed connection's transport thread before closing its socket.
+
+    Closing only the socket leaves paramiko's thread reading from it, and that thread
+    then logs "Socket exception: Bad file descriptor" below the real error.
+    """
+    client.close()
+    sock.close()
+
+
 class _HostLog(logging.LoggerAdapter):
     """Prefix every message with the connection it is about."""
 
@@ -305,7 +315,7 @@ class Connection:
                 auth_timeout=target.connect_timeout,
             )
         except paramiko.BadHostKeyException as exc:
-            sock.close()
+            _close_quietly(client, sock)
             raise host_keys.mismatch_error(
                 exc,
                 host=self.host.name,
@@ -314,14 +324,14 @@ class Connection:
                 paths=target.known_hosts,
             ) from None
         except paramiko.AuthenticationException as exc:
-            sock.close()
+            _close_quietly(client, sock)
             raise HostUnreachable(
                 f"authentication as {target.user} failed: {exc}",
                 host=self.host.name,
                 hint=f"check ansible_user and the key ({', '.join(target.key_files) or 'agent'})",
             ) from None
         except paramiko.SSHException as exc:
-            sock.close()
+            _close_quietly(client, sock)
             if "not found in known_hosts" in str(exc):
                 raise HostKeyRejected(
                     f"host key of {target.hostname} is unknown (not in "
