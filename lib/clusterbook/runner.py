@@ -606,7 +606,7 @@ def start(specs: Sequence[str], settings: RunSettings) -> Path:
         )
     if settings.limit is not None and not settings.limit.strip():
         raise RunError(
-            "--limit is empty, and an empty host pattern would select no host",
+            "--limit is empty, so it names no host",
             hint="give a host pattern such as --limit allyrion, or leave out --limit "
             "to run on every host",
         )
@@ -614,9 +614,15 @@ def start(specs: Sequence[str], settings: RunSettings) -> Path:
     plan = plan_parameters(selected, settings)
 
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
-    run_id = new_run_id(settings.runs_dir)
-    run_dir = settings.runs_dir / run_id
-    run_dir.mkdir()
+    while True:
+        # Another run started in the same second may take the id between the two calls.
+        run_id = new_run_id(settings.runs_dir)
+        run_dir = settings.runs_dir / run_id
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        break
     record: dict[str, Any] = {
         "id": run_id,
         "status": "running",
