@@ -543,3 +543,36 @@ def test_run_record_counts_like_summary(tmp_path, monkeypatch):
         assert counts[status] == sum(row[column] for row in summary.counts.values()), status
     assert counts["would_change"] == 1
     assert counts["ok"] == 1
+
+
+def test_interrupt_marks_run_interrupted(tmp_path, monkeypatch):
+    write_chapter(tmp_path / "notebooks" / "001_first.ipynb", COMMON_PARAMETERS, "x = 1")
+    write_chapter(tmp_path / "notebooks" / "002_second.ipynb", COMMON_PARAMETERS, "x = 2")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.papermill, "execute_notebook", interrupted)
+    with pytest.raises(runner.RunInterrupted) as failure:
+        runner.start([], settings_for(tmp_path))
+    record = runner.load_record(failure.value.run_dir)
+    assert failure.value.chapter == "001_first"
+    assert record["status"] == "interrupted"
+    assert [entry["status"] for entry in record["chapters"]] == ["interrupted", "pending"]
+
+
+def test_interrupt_between_chapters_recorded(tmp_path, monkeypatch):
+    write_chapter(tmp_path / "notebooks" / "001_first.ipynb", COMMON_PARAMETERS, "x = 1")
+    calls = []
+
+    def interrupted_after_chapter(record, secret_env):
+        calls.append(record["id"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_fingerprint_sources", interrupted_after_chapter)
+    with pytest.raises(runner.RunInterrupted) as failure:
+        runner.start([], settings_for(tmp_path))
+    record = runner.load_record(failure.value.run_dir)
+    assert record["status"] == "interrupted"
+    assert record["chapters"][0]["status"] == "interrupted"

@@ -496,6 +496,28 @@ def _execute_chapters(
     settings: RunSettings,
     secret_env: dict[str, str],
 ) -> None:
+    """Execute the chapters of `record` that did not succeed yet, saving the record as
+    each one starts and ends; Ctrl-C or SIGTERM leaves the record `interrupted`."""
+    try:
+        _execute_pending(run_dir, record, settings, secret_env)
+    except KeyboardInterrupt:
+        # Ctrl-C outside a chapter's kernel: between chapters or while saving the record.
+        unfinished = [e for e in record["chapters"] if e["status"] in ("running", "pending")]
+        for entry in unfinished:
+            if entry["status"] == "running":
+                entry["status"] = "interrupted"
+        record.update(status="interrupted", finished=datetime.now(UTC).isoformat())
+        save_record(run_dir, record)
+        chapter = unfinished[0]["name"] if unfinished else "none"
+        raise RunInterrupted(run_dir, chapter) from None
+
+
+def _execute_pending(
+    run_dir: Path,
+    record: dict[str, Any],
+    settings: RunSettings,
+    secret_env: dict[str, str],
+) -> None:
     out = settings.out
     progress_bar = sys.stderr.isatty() if settings.progress_bar is None else settings.progress_bar
     secrets = [leaks.KnownSecret(f"env:{name}", value) for name, value in secret_env.items()]
