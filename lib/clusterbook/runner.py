@@ -99,7 +99,7 @@ class RunError(ClusterbookError):
 
 
 class RunInterrupted(ClusterbookError):
-    """Ctrl-C or SIGTERM stopped a run; its record says `interrupted` and it can resume."""
+    """A run stopped by Ctrl-C or SIGTERM. Its status is `interrupted`, and it can resume."""
 
     def __init__(self, run_dir: Path, chapter: str) -> None:
         self.run_dir = run_dir
@@ -497,7 +497,7 @@ def _execute_chapters(
     secret_env: dict[str, str],
 ) -> None:
     """Execute the chapters of `record` that did not succeed yet, saving the record as
-    each one starts and ends; Ctrl-C or SIGTERM leaves the record `interrupted`."""
+    each one starts and ends. Ctrl-C or SIGTERM leaves the record `interrupted`."""
     try:
         _execute_pending(run_dir, record, settings, secret_env)
     except KeyboardInterrupt:
