@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from clusterbook import Cluster
-from clusterbook.errors import HostsFailed
+from clusterbook.errors import HostsFailed, ParameterError
 from clusterbook.inventory import Inventory
 from clusterbook.ops.base import OpContext
 from clusterbook.results import HostResult
@@ -103,3 +103,16 @@ def test_changing_command_skipped_in_check_mode(commands):
     assert [r.status for r in results.values()] == ["skipped", "skipped"]
     assert read_only["w1"].status == "ok"
     assert sorted(commands) == [("w1", "cat /etc/hostname"), ("w2", "cat /etc/hostname")]
+
+
+@pytest.mark.parametrize("value", ["False", "no", None, 2])
+def test_check_must_be_boolean(value):
+    with pytest.raises(ParameterError) as caught:
+        Cluster(Inventory.from_dict(INVENTORY), check=value)
+    assert caught.value.name == "check"
+    assert f"check is {value!r}" in str(caught.value)
+
+
+def test_limit_must_be_string():
+    with pytest.raises(ParameterError, match="limit is \\['a'\\]"):
+        Cluster(Inventory.from_dict(INVENTORY), limit=["a"])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterbook import paths, requirements, runrecord
-from clusterbook.errors import ClusterbookError
+from clusterbook.errors import ClusterbookError, ParameterError
 from clusterbook.fanout import MAX_WORKERS, fan_out
 from clusterbook.inventory import Host, Inventory
 from clusterbook.results import HostResult, HostValues, Results
@@ -66,6 +66,21 @@ class Cluster:
     """The hosts of one inventory after `limit`, with check mode, handlers and caches."""
 
     def __init__(self, inventory: Inventory, *, limit: str | None = None, check: bool = False):
+        # A string such as "False" (papermill -r, or YAML 'no' quoted) would be truthy and
+        # silently switch check mode on, so only real booleans (and 0/1) are accepted.
+        if check not in (True, False):
+            raise ParameterError(
+                f"check is {check!r} ({type(check).__name__}), expected True or False",
+                name="check",
+                hint="pass it with -p (papermill parses -p check True as a boolean), not -r",
+            )
+        if limit is not None and not isinstance(limit, str):
+            raise ParameterError(
+                f"limit is {limit!r} ({type(limit).__name__}), expected a host pattern string "
+                "or None",
+                name="limit",
+                hint='e.g. -p limit "control_plane:!fenn"',
+            )
         self.inventory = inventory
         self.limit = limit or None
         self.check = bool(check)
