@@ -82,7 +82,7 @@ def haproxy_cfg_hash(nodes) -> str:
     ids=["unset-variable", "empty-variable", "empty-reference", "user-with-space"],
 )
 def test_load_balancer_bad_parameter(tmp_path, nodes, monkeypatch, parameters, env, expected):
-    # The lab's password file must not stand in for a password the caller named.
+    # The lab's password file must never replace a password the caller named.
     monkeypatch.delenv("NOPE_UNSET", raising=False)
     before = haproxy_cfg_hash(nodes)
     proc, _notebook = run_chapter(
@@ -97,3 +97,46 @@ def test_load_balancer_bad_parameter(tmp_path, nodes, monkeypatch, parameters, e
     assert expected in proc.stderr
     assert "using the lab's password file" not in proc.stderr
     assert haproxy_cfg_hash(nodes) == before, "haproxy.cfg changed although the chapter stopped"
+
+
+@pytest.mark.parametrize(
+    ("chapter", "yaml_parameters", "expected"),
+    [
+        (
+            "004_node_configuration",
+            "fail2ban_ignoreip: [10.0.2.0/33]",
+            "fail2ban_ignoreip contains '10.0.2.0/33', which is not an IP address or network",
+        ),
+        (
+            "004_node_configuration",
+            "ssh_allowed_users: admin",
+            "ssh_allowed_users must be a list of strings, got 'admin' (str)",
+        ),
+        (
+            "007_container_runtime",
+            "containerd_package: docker",
+            "containerd_package is 'docker', expected one of",
+        ),
+        (
+            "008_networking",
+            "pod_cidr: 192.168.0.1/16",
+            "pod_cidr is '192.168.0.1/16' (str), not a network in CIDR notation",
+        ),
+        ("006_load_balancer", "stats_port: 6443", "api_port and stats_port are both 6443"),
+    ],
+    ids=["ignoreip", "allowed-users-string", "containerd-package", "pod-cidr", "same-ports"],
+)
+def test_chapter_bad_parameter(tmp_path, lab_inventory, chapter, yaml_parameters, expected):
+    proc, notebook = run_chapter(
+        chapter,
+        tmp_path / f"{chapter}.ipynb",
+        yaml_parameters=yaml_parameters,
+        expect_success=False,
+    )
+    assert proc.returncode != 0
+    assert "ParameterError" in proc.stderr
+    assert expected in proc.stderr
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    executed = [i for i, cell in enumerate(code_cells) if cell.get("execution_count") is not None]
+    # The parameters cell, the injected parameters and the set-up cell ran, nothing after.
+    assert max(executed) <= 2, f"cells after the set-up cell ran: {executed}"
