@@ -576,3 +576,22 @@ def test_interrupt_between_chapters_recorded(tmp_path, monkeypatch):
     record = runner.load_record(failure.value.run_dir)
     assert record["status"] == "interrupted"
     assert record["chapters"][0]["status"] == "interrupted"
+
+
+def test_kernel_log_scrubbed(tmp_path):
+    write_chapter(
+        tmp_path / "notebooks" / "001_stderr.ipynb",
+        COMMON_PARAMETERS + 'token = "env:CLUSTERBOOK_TEST_UNSET"  # secret\n',
+        "import os\nos.write(2, os.environ[token.removeprefix('env:')].encode())",
+    )
+    run_dir = runner.start([], settings_for(tmp_path, parameters=[("token", SECRET_VALUE)]))
+    log_text = (run_dir / "records" / "001_stderr.kernel.log").read_text(encoding="utf-8")
+    assert SECRET_VALUE not in log_text
+    assert leaks.MASK in log_text
+
+
+def test_sigterm_becomes_keyboard_interrupt():
+    from clusterbook import runner_cli
+
+    with pytest.raises(KeyboardInterrupt):
+        runner_cli._interrupt_on_sigterm(15, None)

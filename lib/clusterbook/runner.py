@@ -458,6 +458,15 @@ def _scrub_notebook_file(path: Path, secrets: Sequence[leaks.KnownSecret]) -> in
     return changed
 
 
+def _scrub_text_file(path: Path, secrets: Sequence[leaks.KnownSecret]) -> None:
+    if not secrets or not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    cleaned, changed = leaks.scrub(text, secrets)
+    if changed:
+        path.write_text(cleaned, encoding="utf-8")
+
+
 def _fingerprint_sources(record: dict[str, Any], secret_env: dict[str, str]) -> None:
     """Store a salted fingerprint of each secret source's current value in the record.
 
@@ -553,6 +562,7 @@ def _execute_pending(
         failure: BaseException | None = None
         started = time.monotonic()
         socket_dir = Path(tempfile.mkdtemp(prefix="clusterbook-kernel-"))
+        kernel_log = (records_dir / f"{chapter.name}.kernel.log").resolve()
         try:
             with _environment(env):
                 papermill.execute_notebook(
@@ -564,9 +574,7 @@ def _execute_pending(
                     log_output=False,
                     cwd=str(chapter.path.parent),
                     execution_timeout=settings.execution_timeout,
-                    kernel_manager_class=kernel_manager_class(
-                        socket_dir, (records_dir / f"{chapter.name}.kernel.log").resolve()
-                    ),
+                    kernel_manager_class=kernel_manager_class(socket_dir, kernel_log),
                 )
         except KeyboardInterrupt:
             entry.update(status="interrupted", duration=round(time.monotonic() - started, 3))
@@ -583,6 +591,7 @@ def _execute_pending(
         record["secret_sources"] = list(dict.fromkeys([*record["secret_sources"], *sources]))
         _fingerprint_sources(record, secret_env)
         scrubbed = _scrub_notebook_file(output, secrets)
+        _scrub_text_file(kernel_log, secrets)
         entry.update(duration=duration, changes=counts)
         if scrubbed:
             entry["scrubbed_strings"] = scrubbed
