@@ -116,3 +116,14 @@ def test_check_must_be_boolean(value):
 def test_limit_must_be_string():
     with pytest.raises(ParameterError, match="limit is \\['a'\\]"):
         Cluster(Inventory.from_dict(INVENTORY), limit=["a"])
+
+
+def test_empty_limit_is_rejected() -> None:
+    from clusterbook import Cluster
+    from clusterbook.errors import ParameterError
+    from clusterbook.paths import repo_root
+
+    with pytest.raises(ParameterError) as error:
+        Cluster.load(str(repo_root() / "inventory" / "lab.yml"), limit="  ")
+    assert error.value.name == "limit"
+    assert "limit is empty" in error.value.message

@@ -81,8 +81,16 @@ class Cluster:
                 name="limit",
                 hint='e.g. -p limit "control_plane:!fenn"',
             )
+        if isinstance(limit, str) and not limit.strip():
+            # An empty pattern (say, from an unset shell variable) would
+            # otherwise select every host.
+            raise ParameterError(
+                "limit is empty; give a host pattern, or None for every host",
+                name="limit",
+                hint='e.g. -p limit allyrion or -p limit "control_plane:!fenn"',
+            )
         self.inventory = inventory
-        self.limit = limit or None
+        self.limit = limit
         self.check = bool(check)
         self.hosts: list[Host] = inventory.select(self.limit)
         self.max_workers = MAX_WORKERS
