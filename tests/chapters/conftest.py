@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import secrets
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -22,31 +21,11 @@ import pytest
 from clusterbook.inventory import Inventory
 
 REPO = Path(__file__).resolve().parents[2]
-LAB_INVENTORY = REPO / "inventory" / "lab.yml"
 PAPERMILL = REPO / ".venv" / "bin" / "papermill"
 #: seconds one chapter may take under papermill (package installs on six nodes)
 CHAPTER_TIMEOUT = 1800
 #: printed by the probe cell appended to a chapter, followed by JSON
 SUMMARY_MARKER = "CLUSTERBOOK_TEST_SUMMARY "
-
-
-def _answers(address: str) -> bool:
-    try:
-        with socket.create_connection((address, 22), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def lab_inventory() -> Inventory:
-    inventory = Inventory.load(LAB_INVENTORY)
-    down = [h.name for h in inventory.hosts.values() if not _answers(h.address)]
-    if down:
-        pytest.skip(
-            f"lab nodes do not answer on port 22 ({', '.join(down)}); run: clusterbook lab up"
-        )
-    return inventory
 
 
 class NodeShell:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
@@ -11,29 +10,9 @@ from clusterbook import Cluster, ssh
 from clusterbook.inventory import Inventory
 
 REPO = Path(__file__).resolve().parents[2]
-LAB_INVENTORY = REPO / "inventory" / "lab.yml"
 #: the only node tests may stop and start
 STOPPABLE_NODE = "dalt"
 TEST_DIR = "/etc/clusterbook-test"
-
-
-def _answers(address: str) -> bool:
-    try:
-        with socket.create_connection((address, 22), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def lab_inventory() -> Inventory:
-    inventory = Inventory.load(LAB_INVENTORY)
-    down = [h.name for h in inventory.hosts.values() if not _answers(h.address)]
-    if down:
-        pytest.skip(
-            f"lab nodes do not answer on port 22 ({', '.join(down)}); run: clusterbook lab up"
-        )
-    return inventory
 
 
 @pytest.fixture
