@@ -232,15 +232,8 @@ class Cluster:
                 message = (
                     f"handler restart of {', '.join(services)} failed: {result.stderr.strip()}"
                 )
-            return HostResult(
-                host.name,
-                status=status,
-                exit_code=result.exit_code,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                duration=result.duration,
-                message=message,
-                command=command,
+            return HostResult.from_command(
+                host.name, result, status=status, command=command, message=message
             )
 
         results = fan_out(hosts, restart, title="handlers", max_workers=self.max_workers)
@@ -368,15 +361,8 @@ class HostGroup(Sequence[Host]):
             else:
                 status = "changed" if changes else "ok"
                 message = ""
-            return HostResult(
-                host.name,
-                status=status,
-                exit_code=result.exit_code,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                duration=result.duration,
-                command=command,
-                message=message,
+            return HostResult.from_command(
+                host.name, result, status=status, command=command, message=message
             )
 
         return self._fan_out(task, title=command)

@@ -51,6 +51,30 @@ class HostResult:
         if self.status not in STATUSES:
             raise ValueError(f"invalid status {self.status!r}, expected one of {STATUSES}")
 
+    @classmethod
+    def from_command(
+        cls,
+        host: str,
+        result: Any,
+        *,
+        status: str,
+        command: str,
+        message: str = "",
+        data: Any = None,
+    ) -> HostResult:
+        """Build the result of one command run: its exit code, output and duration."""
+        return cls(
+            host,
+            status=status,
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            duration=result.duration,
+            command=command,
+            message=message,
+            data=data,
+        )
+
     def __setattr__(self, name: str, value: Any) -> None:
         # The dataclass __init__ also goes through here, so every text field is masked.
         if name in ("stdout", "stderr", "diff", "message", "command") and isinstance(value, str):

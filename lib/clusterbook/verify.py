@@ -99,16 +99,8 @@ class Verify:
                     message += f" (still after {retry_seconds:g} s of retries)"
                 if result.stderr.strip():
                     message += f" (stderr: {result.stderr.strip()[-300:]})"
-            return HostResult(
-                host.name,
-                status=status,
-                exit_code=result.exit_code,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                duration=result.duration,
-                command=command,
-                message=message,
-                data=mismatch,
+            return HostResult.from_command(
+                host.name, result, status=status, command=command, message=message, data=mismatch
             )
 
         results = fan_out(
