@@ -21,7 +21,7 @@ def _answers(address: str) -> bool:
 
 @pytest.fixture(scope="session")
 def lab_inventory() -> Inventory:
-    """Return the lab inventory, or skip when a lab node does not answer on port 22."""
+    """Return the lab inventory, or skip when a lab node does not accept connections on port 22."""
     inventory = Inventory.load(LAB_INVENTORY)
     down = [h.name for h in inventory.hosts.values() if not _answers(h.address)]
     if down:

@@ -255,7 +255,7 @@ def test_state_folder_of_another_lab_is_refused(tmp_path, lab_config) -> None:
     assert all(ssh_answers(n.address) for n in lab_config.nodes)
 
 
-def test_ssh_to_stopped_node_says_how_to_start_it(lab_config) -> None:
+def test_ssh_stopped_node_hint(lab_config) -> None:
     from clusterbook.lab.manager import Lab
 
     lab = Lab(lab_config.inventory)

@@ -1,4 +1,4 @@
-"""Where each node's nspawn process lives in the host's cgroup tree.
+"""Placement of each node's nspawn process in the host's cgroup tree.
 
 nspawn with --keep-unit puts the node in `<own cgroup>/payload`, so every node
 needs a cgroup of its own before nspawn starts, or all nodes would collide in
@@ -61,7 +61,7 @@ def remove(node: str, timeout: float = 5.0) -> None:
 
     When nspawn itself was killed (as when a CI machine ends a session's
     processes), the node's systemd and its services keep running in the
-    node's cgroup; they are killed here so the node can boot afresh.
+    node's cgroup. They are killed here so the node can boot afresh.
     """
     deadline = time.monotonic() + timeout
     for root in hierarchies():

@@ -52,7 +52,7 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class LabConfig:
-    """Where the lab keeps its state, its network, and the nodes it boots."""
+    """Lab settings: the state folder, the network, and the nodes to boot."""
 
     inventory: Path
     state_dir: Path

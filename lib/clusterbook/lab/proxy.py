@@ -53,7 +53,7 @@ def pypi_proxy(config: LabConfig) -> ProxyProcess:
 
 
 def start_proxies(config: LabConfig) -> None:
-    """Start both proxies unless they already run, and wait until they answer."""
+    """Start both proxies unless they already run, and wait until they accept connections."""
     apt = apt_proxy(config)
     if read_pid(apt.pid_file, apt.marker) is None:
         _check_port_free(config, apt)
@@ -88,7 +88,7 @@ def _start_apt(config: LabConfig, proxy: ProxyProcess) -> None:
     for sub in ("cache", "log", "run", "conf"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     # acng maps known Debian mirror names to the backends listed here; without
-    # this file it falls back to ftp.debian.org, and apt hangs on 503 answers.
+    # this file it falls back to ftp.debian.org, and apt hangs on 503 responses.
     (conf / "backends_debian").write_text(DEBIAN_MIRROR + "\n")
     (conf / "backends_debian_security").write_text(DEBIAN_SECURITY + "\n")
     (conf / "acng.conf").write_text(
@@ -161,7 +161,7 @@ def _spawn(proxy: ProxyProcess, args: list[str], env: dict[str, str] | None) -> 
 
 
 def _check_port_free(config: LabConfig, proxy: ProxyProcess) -> None:
-    """Fail when another program already answers on the proxy's address and port."""
+    """Fail when another program already listens on the proxy's address and port."""
     try:
         with socket.create_connection((str(config.gateway), proxy.port), timeout=1):
             pass
